@@ -1,0 +1,285 @@
+"""SimpleCNN: the convolutional feature extractor of LeNet-5, forward and backward, in NumPy.
+
+    image (N, 1, 28, 28)
+      -> pad 2, conv1: 6 filters 5x5  -> (N, 6, 28, 28) -> ReLU -> max-pool 2x2 -> (N, 6, 14, 14)
+      -> conv2: 16 filters 5x5        -> (N, 16, 10, 10) -> ReLU -> max-pool 2x2 -> (N, 16, 5, 5)
+      -> flatten (channel-major)      -> (N, 400) features for a dense classifier head
+
+The layers themselves live in ``layers.py`` (a nested-loop reference and a fast vectorised
+version of each); this class checks its inputs, keeps what the backward pass needs, and chains
+the layers. It imports only NumPy.
+"""
+
+import numpy as np
+
+import layers
+
+IMPLEMENTATIONS = {
+    "loops": {
+        "conv2d": layers.conv2d_forward_loops,
+        "conv2d_backward": layers.conv2d_backward_loops,
+        "maxpool2d": layers.maxpool2d_forward_loops,
+        "maxpool2d_backward": layers.maxpool2d_backward_loops,
+    },
+    "fast": {
+        "conv2d": layers.conv2d_forward_fast,
+        "conv2d_backward": layers.conv2d_backward_fast,
+        "maxpool2d": layers.maxpool2d_forward_fast,
+        "maxpool2d_backward": layers.maxpool2d_backward_fast,
+    },
+}
+
+
+class SimpleCNN:
+    """Two convolution + ReLU + max-pool stages turning 28x28 images into 400 features.
+
+    Parameters
+    ----------
+    seed : int or None
+        Seed for the He-initialised filters: the same seed gives the same filters.
+    impl : {"fast", "loops"}
+        "fast" (vectorised NumPy, the default) or "loops" (readable nested loops, very slow).
+        Both compute the same numbers up to floating-point rounding.
+    dtype : numpy float type
+        float32 (the default, fast) or float64 (for gradient checks).
+
+    Attributes
+    ----------
+    conv1_filters : ndarray of shape (6, 1, 5, 5)
+    conv2_filters : ndarray of shape (16, 6, 5, 5)
+    """
+
+    INPUT_SHAPE = (1, 28, 28)
+    CONV1_SHAPE = (6, 1, 5, 5)
+    CONV1_PADDING = 2  # LeNet-5 pads 28x28 to 32x32, so conv2 + pooling end at 5x5: 16*5*5 = 400
+    CONV2_SHAPE = (16, 6, 5, 5)
+    POOL_SIZE = 2
+    NUM_FEATURES = 400
+
+    def __init__(self, seed: int | None = None, impl: str = "fast", dtype=np.float32):
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.impl = impl
+        self._layers = IMPLEMENTATIONS[impl]
+        rng = np.random.default_rng(seed)
+        self.conv1_filters = self._he_normal(rng, self.CONV1_SHAPE)
+        self.conv2_filters = self._he_normal(rng, self.CONV2_SHAPE)
+        self._cache = None  # what the last forward() kept for backward()
+
+    def _he_normal(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+        """He initialisation: std sqrt(2 / fan_in) keeps activations' scale through ReLU layers."""
+        fan_in = shape[1] * shape[2] * shape[3]
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(self.dtype)
+
+    # ----------------------------------------------------------------------------------------
+    # The network
+    # ----------------------------------------------------------------------------------------
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Features of a batch. x: (N, 1, 28, 28), or one image (1, 28, 28) -> (N, 400).
+
+        Pixels are expected scaled to [0, 1]. Keeps every intermediate result for backward().
+        """
+        x = self._check_input(x)
+        conv = self._layers["conv2d"]
+        pool = self._layers["maxpool2d"]
+        conv1, conv1_cache = conv(x, self.conv1_filters, self.CONV1_PADDING)  # (N, 6, 28, 28)
+        relu1 = self.relu(conv1)
+        pool1, pool1_cache = pool(relu1, self.POOL_SIZE, self.POOL_SIZE)  # (N, 6, 14, 14)
+        conv2, conv2_cache = conv(pool1, self.conv2_filters, 0)  # (N, 16, 10, 10)
+        relu2 = self.relu(conv2)
+        pool2, pool2_cache = pool(relu2, self.POOL_SIZE, self.POOL_SIZE)  # (N, 16, 5, 5)
+        features = self.flatten(pool2)  # (N, 400)
+        self._cache = {
+            "conv1": conv1_cache,
+            "conv1_out": conv1,
+            "pool1": pool1_cache,
+            "conv2": conv2_cache,
+            "conv2_out": conv2,
+            "pool2": pool2_cache,
+            "pool2_shape": pool2.shape,
+            "maps": {
+                "conv1": conv1,
+                "relu1": relu1,
+                "pool1": pool1,
+                "conv2": conv2,
+                "relu2": relu2,
+                "pool2": pool2,
+            },
+        }
+        return features
+
+    def backward(self, d_out: np.ndarray, learning_rate: float = 0.001):
+        """Backpropagate d_out = dLoss/dfeatures (N, 400) of the last forward() to the filters.
+
+        Returns (d_conv1_filters (6, 1, 5, 5), d_conv2_filters (16, 6, 5, 5)) and applies
+        ``filters -= learning_rate * gradient``; learning_rate=0 only computes the gradients.
+        """
+        d_out = self._check_d_out(d_out)
+        cache = self._cache
+        conv_backward = self._layers["conv2d_backward"]
+        pool_backward = self._layers["maxpool2d_backward"]
+        d_pool2 = d_out.reshape(cache["pool2_shape"])  # undo flatten: (N, 16, 5, 5)
+        d_relu2 = pool_backward(d_pool2, cache["pool2"])  # (N, 16, 10, 10)
+        d_conv2 = d_relu2 * self.relu_derivative(cache["conv2_out"])
+        d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (N, 6, 14, 14)
+        d_relu1 = pool_backward(d_pool1, cache["pool1"])  # (N, 6, 28, 28)
+        d_conv1 = d_relu1 * self.relu_derivative(cache["conv1_out"])
+        _, d_conv1_filters = self._conv_backward_filters_only(d_conv1, cache["conv1"])
+        if learning_rate:
+            self.conv1_filters -= learning_rate * d_conv1_filters
+            self.conv2_filters -= learning_rate * d_conv2_filters
+        return d_conv1_filters, d_conv2_filters
+
+    def _conv_backward_filters_only(self, d_out: np.ndarray, cache):
+        """conv2d_backward without d_x where the implementation can skip it (the input image)."""
+        if self.impl == "fast":
+            return layers.conv2d_backward_fast(d_out, cache, need_d_x=False)
+        return self._layers["conv2d_backward"](d_out, cache)
+
+    def feature_maps(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output for x (N, 1, 28, 28) or (1, 28, 28), for looking at.
+
+        Returns a dict with keys conv1, relu1, pool1 (N, 6, ...), conv2, relu2, pool2 (N, 16, ...).
+        """
+        self.forward(x)
+        return {name: np.ascontiguousarray(a) for name, a in self._cache["maps"].items()}
+
+    # ----------------------------------------------------------------------------------------
+    # The layers, usable on their own: any batch size, channel count, image and filter size.
+    # ----------------------------------------------------------------------------------------
+
+    def conv2d(self, x: np.ndarray, filters: np.ndarray, padding: int = 0) -> np.ndarray:
+        """Convolution, stride 1. x: (N, C, H, W), filters: (F, C, K, K) -> (N, F, Ho, Wo).
+
+        Ho = H + 2 * padding - K + 1 (likewise Wo); ``padding`` zeros are added on each side.
+        """
+        x, filters = self._check_conv_args(x, filters, padding)
+        return self._layers["conv2d"](x, filters, padding)[0]
+
+    def conv2d_backward(
+        self, d_out: np.ndarray, x: np.ndarray, filters: np.ndarray, padding: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients of conv2d(x, filters, padding) given d_out (N, F, Ho, Wo).
+
+        Returns (d_x (N, C, H, W), d_filters (F, C, K, K)).
+        """
+        x, filters = self._check_conv_args(x, filters, padding)
+        out, cache = self._layers["conv2d"](x, filters, padding)
+        d_out = self._check_gradient(d_out, out.shape, "d_out of conv2d")
+        return self._layers["conv2d_backward"](d_out, cache)
+
+    def maxpool2d(self, x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
+        """Max-pooling. x: (N, C, H, W) -> (N, C, (H - size) // stride + 1, (W - size) // stride + 1)."""
+        x = self._check_pool_args(x, size, stride)
+        return self._layers["maxpool2d"](x, size, stride)[0]
+
+    def maxpool2d_backward(
+        self, d_out: np.ndarray, x: np.ndarray, size: int = 2, stride: int = 2
+    ) -> np.ndarray:
+        """Gradient of maxpool2d(x, size, stride) given d_out (N, C, Ho, Wo) -> d_x (N, C, H, W).
+
+        Each window's gradient goes to its first maximum in row-major order, never to every tie.
+        """
+        x = self._check_pool_args(x, size, stride)
+        out, cache = self._layers["maxpool2d"](x, size, stride)
+        d_out = self._check_gradient(d_out, out.shape, "d_out of maxpool2d")
+        return self._layers["maxpool2d_backward"](d_out, cache)
+
+    @staticmethod
+    def relu(x: np.ndarray) -> np.ndarray:
+        """max(0, x), elementwise; any shape."""
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def relu_derivative(x: np.ndarray) -> np.ndarray:
+        """1 where x > 0, else 0 (the derivative at exactly 0 is taken as 0); same shape and dtype."""
+        return (x > 0).astype(x.dtype)
+
+    @staticmethod
+    def softmax(x: np.ndarray) -> np.ndarray:
+        """Softmax over the last axis of logits x (N, K): each row becomes probabilities summing to 1."""
+        exps = np.exp(x - np.max(x, axis=-1, keepdims=True))  # shifting avoids overflow
+        return exps / np.sum(exps, axis=-1, keepdims=True)
+
+    @staticmethod
+    def flatten(x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> (N, C * H * W), channel-major: all of channel 0, then channel 1, ..."""
+        return x.reshape(x.shape[0], -1)
+
+    # ----------------------------------------------------------------------------------------
+    # Input checks: every mistake gets a ValueError saying what was expected and what came.
+    # ----------------------------------------------------------------------------------------
+
+    def _as_finite_array(self, x, name: str) -> np.ndarray:
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise ValueError(f"{name} must be a numeric array, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinity; expected finite values")
+        return x
+
+    def _check_input(self, x) -> np.ndarray:
+        x = self._as_finite_array(x, "input")
+        if x.shape == self.INPUT_SHAPE:
+            x = x[np.newaxis]  # one image is a batch of one
+        if x.ndim != 4 or x.shape[1:] != self.INPUT_SHAPE or x.shape[0] == 0:
+            raise ValueError(
+                f"input must have shape (N, 1, 28, 28) or (1, 28, 28), got {x.shape}; "
+                "for images shaped (N, 28, 28) use x[:, np.newaxis]"
+            )
+        return x
+
+    def _check_d_out(self, d_out) -> np.ndarray:
+        if self._cache is None:
+            raise ValueError("backward() called before forward(); run forward(x) on the batch first")
+        expected = (self._cache["pool2_shape"][0], self.NUM_FEATURES)
+        return self._check_gradient(d_out, expected, "d_out")
+
+    def _check_gradient(self, d_out, expected_shape: tuple, name: str) -> np.ndarray:
+        d_out = self._as_finite_array(d_out, name)
+        if d_out.shape != tuple(expected_shape):
+            raise ValueError(
+                f"{name} must have shape {tuple(expected_shape)} (the forward output's), "
+                f"got {d_out.shape}"
+            )
+        return d_out
+
+    def _check_images(self, x, name: str) -> np.ndarray:
+        x = self._as_finite_array(x, name)
+        if x.ndim != 4:
+            raise ValueError(f"{name} must have 4 dimensions (N, C, H, W), got shape {x.shape}")
+        return x
+
+    def _check_conv_args(self, x, filters, padding: int):
+        x = self._check_images(x, "x")
+        filters = self._check_images(filters, "filters")
+        if not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+        if filters.shape[2] != filters.shape[3]:
+            raise ValueError(f"filters must be square (F, C, K, K), got shape {filters.shape}")
+        if filters.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"filters {filters.shape} expect {filters.shape[1]} input channels, "
+                f"but x {x.shape} has {x.shape[1]}"
+            )
+        k = filters.shape[2]
+        if min(x.shape[2:]) + 2 * padding < k:
+            raise ValueError(
+                f"a {k}x{k} filter does not fit in x {x.shape} with padding {padding}; "
+                f"images must be at least {k - 2 * padding} pixels on each side"
+            )
+        return x, filters
+
+    def _check_pool_args(self, x, size: int, stride: int) -> np.ndarray:
+        x = self._check_images(x, "x")
+        for name, value in (("size", size), ("stride", stride)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"pooling {name} must be a positive integer, got {value!r}")
+        if min(x.shape[2:]) < size:
+            raise ValueError(f"a {size}x{size} pooling window does not fit in x {x.shape}")
+        return x
