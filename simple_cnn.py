@@ -173,7 +173,10 @@ class SimpleCNN:
         return self._layers["conv2d_backward"](d_out, cache)
 
     def maxpool2d(self, x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
-        """Max-pooling. x: (N, C, H, W) -> (N, C, (H - size) // stride + 1, (W - size) // stride + 1)."""
+        """Max-pooling. x: (N, C, H, W) -> (N, C, Ho, Wo), where Ho = (H - size) // stride + 1.
+
+        Windows that do not fit are dropped; Wo likewise.
+        """
         x = self._check_pool_args(x, size, stride)
         return self._layers["maxpool2d"](x, size, stride)[0]
 
@@ -196,12 +199,15 @@ class SimpleCNN:
 
     @staticmethod
     def relu_derivative(x: np.ndarray) -> np.ndarray:
-        """1 where x > 0, else 0 (the derivative at exactly 0 is taken as 0); same shape and dtype."""
+        """1 where x > 0, else 0 (at exactly 0 the derivative is taken as 0); same shape, dtype."""
         return (x > 0).astype(x.dtype)
 
     @staticmethod
     def softmax(x: np.ndarray) -> np.ndarray:
-        """Softmax over the last axis of logits x (N, K): each row becomes probabilities summing to 1."""
+        """Softmax over the last axis of x (N, K): each row of logits becomes probabilities.
+
+        Not used by forward(): the dense head (Keras) turns features into logits and probabilities.
+        """
         exps = np.exp(x - np.max(x, axis=-1, keepdims=True))  # shifting avoids overflow
         return exps / np.sum(exps, axis=-1, keepdims=True)
 
@@ -236,7 +242,7 @@ class SimpleCNN:
 
     def _check_d_out(self, d_out) -> np.ndarray:
         if self._cache is None:
-            raise ValueError("backward() called before forward(); run forward(x) on the batch first")
+            raise ValueError("backward() called before forward(); run forward(x) on a batch first")
         expected = (self._cache["pool2_shape"][0], self.NUM_FEATURES)
         return self._check_gradient(d_out, expected, "d_out")
 
