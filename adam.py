@@ -46,6 +46,13 @@ class Adam:
                 f"Adam was built for {len(self.m)} parameter arrays, "
                 f"got {len(params)} parameters and {len(grads)} gradients"
             )
+        # Check everything before changing anything, so a bad call leaves the state untouched.
+        for i, (p, g, m) in enumerate(zip(params, grads, self.m, strict=True)):
+            if not p.shape == g.shape == m.shape:
+                raise ValueError(
+                    f"gradient {i} has shape {g.shape} but parameter {i} has shape {p.shape} "
+                    f"(and this optimizer's state {m.shape}); they must be equal"
+                )
         self.iterations += 1
         t = self.iterations
         lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)

@@ -1,0 +1,522 @@
+"""Tests of download_mnist: the IDX reader, checksums, downloads over a real socket, the loader.
+
+Downloads are served by a small HTTP server on 127.0.0.1 that each test starts and stops; the
+datasets served are tiny ones generated here, with their own checksums, so nothing needs the
+network. One test builds the real MNIST arrays from the archives shipped in mnist_data/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import hashlib
+import http.server
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import download_mnist
+from download_mnist import DatasetError, load_dataset, prepare_dataset, read_idx
+
+TINY_COUNTS = {"train": 12, "test": 5}
+MIRROR_KINDS = ("good", "corrupt", "truncated", "missing", "slow")
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """The IDX file of a uint8 array: magic number, big-endian dimensions, then the bytes."""
+    if magic is None:
+        magic = 0x00000800 + array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def corrupted(raw: bytes) -> bytes:
+    """The same IDX file with its last byte changed: right size, valid gzip, wrong content."""
+    return gzipped(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+
+
+@dataclasses.dataclass
+class TinyDataset:
+    """A generated dataset in the MNIST file layout, and the spec that accepts it."""
+
+    spec: download_mnist.DatasetSpec
+    arrays: dict[str, np.ndarray]
+    raw: dict[str, bytes]  # archive file name -> uncompressed IDX bytes
+
+    def archives(self, **replace: bytes) -> dict[str, bytes]:
+        """Archive file name -> gzip bytes; ``replace`` swaps in other bytes by array name."""
+        archives = {name: gzipped(raw) for name, raw in self.raw.items()}
+        for archive in self.spec.archives:
+            if archive.array_name in replace:
+                archives[archive.file_name] = replace[archive.array_name]
+        return archives
+
+    def write_archives(self, folder: Path, **replace: bytes) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.archives(**replace).items():
+            (folder / name).write_bytes(data)
+
+
+def make_tiny_dataset(arrays: dict[str, np.ndarray]) -> TinyDataset:
+    """Spec a dataset whose checksums are those of ``arrays``' IDX files; no default mirror."""
+    raw, archive_specs = {}, []
+    for archive in download_mnist.MNIST.archives:
+        data = idx_bytes(arrays[archive.array_name])
+        raw[archive.file_name] = data
+        archive_specs.append(
+            dataclasses.replace(
+                archive,
+                content_sha256=hashlib.sha256(data).hexdigest(),
+                content_bytes=len(data),
+                known_archives={},
+            )
+        )
+    spec = dataclasses.replace(
+        download_mnist.MNIST, name="tiny", mirrors=(), archives=tuple(archive_specs)
+    )
+    return TinyDataset(spec, arrays, raw)
+
+
+@pytest.fixture
+def tiny() -> TinyDataset:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, count in TINY_COUNTS.items():
+        arrays[f"{split}_images"] = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 10, count, dtype=np.uint8)
+    return make_tiny_dataset(arrays)
+
+
+class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from a folder; records each path; answers /slow/ only after a pause."""
+
+    def do_GET(self) -> None:
+        self.server.requested_paths.append(self.path)
+        if self.path.startswith("/slow/"):
+            time.sleep(0.5)
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep the test output clean
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    requested_paths: list[str]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up on /slow/ breaks the pipe; that is expected
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path, tiny: TinyDataset):
+    """Base URLs of mirror folders on a local HTTP server: good, corrupt, truncated, missing, slow.
+
+    Yields a dict of kind -> base URL, plus "paths": the list of requested paths, in order.
+    """
+    root = tmp_path / "www"
+    raw_by_array = {a.array_name: tiny.raw[a.file_name] for a in tiny.spec.archives}
+    tiny.write_archives(root / "good")
+    tiny.write_archives(root / "slow")
+    tiny.write_archives(root / "corrupt", **{k: corrupted(v) for k, v in raw_by_array.items()})
+    tiny.write_archives(
+        root / "truncated",
+        **{k: gzipped(v)[: len(gzipped(v)) // 2] for k, v in raw_by_array.items()},
+    )
+    (root / "missing").mkdir()
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(_MirrorHandler, directory=root))
+    server.requested_paths = []
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield {kind: f"{base}/{kind}/" for kind in MIRROR_KINDS} | {
+        "paths": server.requested_paths,
+        "root": root,
+    }
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Leftovers of an atomic write (they start with a dot)."""
+    return sorted(folder.glob(".*"))
+
+
+def write_npy_set(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", array)
+
+
+def sentinel_arrays() -> dict[str, np.ndarray]:
+    """A valid but recognisable set of .npy contents: the 'old files' that must survive."""
+    return {
+        "train_images": np.full((3, 28, 28), 7, np.uint8),
+        "train_labels": np.array([1, 2, 3], np.uint8),
+        "test_images": np.full((2, 28, 28), 9, np.uint8),
+        "test_labels": np.array([4, 5], np.uint8),
+    }
+
+
+def assert_npy_equal(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        loaded = np.load(folder / f"{name}.npy")
+        assert loaded.dtype == np.uint8
+        np.testing.assert_array_equal(loaded, array)
+
+
+# --- the IDX reader ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_read_idx_reads_images_and_labels(tmp_path: Path, tiny: TinyDataset, suffix: str) -> None:
+    for name in ("train_images", "train_labels"):
+        path = tmp_path / f"{name}.idx{suffix}"
+        data = idx_bytes(tiny.arrays[name])
+        path.write_bytes(gzipped(data) if suffix else data)
+        array = read_idx(path)
+        assert array.dtype == np.uint8 and array.flags.writeable
+        np.testing.assert_array_equal(array, tiny.arrays[name])
+
+
+def test_read_idx_rejects_a_bad_magic_number(tmp_path: Path) -> None:
+    path = tmp_path / "floats.idx"
+    path.write_bytes(idx_bytes(np.zeros((2, 28, 28), np.uint8), magic=0x00000D03))
+    with pytest.raises(DatasetError, match=r"floats\.idx: bad magic number 0x00000d03"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda data: data[:-1], r"promises shape \(4, 28, 28\).* has 3151 bytes"),
+        (lambda data: data + b"\0", r"promises shape \(4, 28, 28\).* has 3153 bytes"),
+        (lambda data: data[:10], r"header cut short \(10 of 16 bytes\)"),
+        (lambda data: data[:3], r"only 3 bytes"),
+    ],
+    ids=["truncated", "padded", "short-header", "no-header"],
+)
+def test_read_idx_rejects_a_length_that_disagrees_with_the_header(
+    tmp_path: Path, change, message: str
+) -> None:
+    path = tmp_path / "images.idx"
+    path.write_bytes(change(idx_bytes(np.zeros((4, 28, 28), np.uint8))))
+    with pytest.raises(DatasetError, match=message) as caught:
+        read_idx(path)
+    assert str(path) in str(caught.value)
+
+
+def test_read_idx_rejects_a_truncated_gzip_file(tmp_path: Path) -> None:
+    path = tmp_path / "labels.idx.gz"
+    path.write_bytes(gzipped(idx_bytes(np.arange(300, dtype=np.uint8) % 10))[:-20])
+    with pytest.raises(DatasetError, match=r"labels\.idx\.gz: truncated"):
+        read_idx(path)
+
+
+def test_prepare_refuses_images_and_labels_whose_counts_disagree(tmp_path: Path) -> None:
+    arrays = {
+        "train_images": np.zeros((12, 28, 28), np.uint8),
+        "train_labels": np.zeros(11, np.uint8),  # one label short
+        "test_images": np.zeros((5, 28, 28), np.uint8),
+        "test_labels": np.zeros(5, np.uint8),
+    }
+    odd = make_tiny_dataset(arrays)
+    odd.write_archives(tmp_path)
+    with pytest.raises(DatasetError, match=r"holds 12 images but .*train-labels.* holds 11 labels"):
+        prepare_dataset(tmp_path, odd.spec, log=lambda line: None)
+    assert not list(tmp_path.glob("*.npy")) and not temp_files(tmp_path)
+
+
+# --- building from local archives, checksums, atomic writes ----------------------------------
+
+
+def test_prepare_builds_the_npy_files_from_local_archives(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    tiny.write_archives(tmp_path)
+    lines: list[str] = []
+    assert prepare_dataset(tmp_path, tiny.spec, log=lines.append) == tmp_path
+    assert_npy_equal(tmp_path, tiny.arrays)
+    assert sum("content SHA-256 OK" in line for line in lines) == 4
+    assert not temp_files(tmp_path)
+
+
+def test_prepare_keeps_existing_npy_files_unless_forced(tmp_path: Path, tiny: TinyDataset) -> None:
+    tiny.write_archives(tmp_path)
+    write_npy_set(tmp_path, sentinel_arrays())
+    prepare_dataset(tmp_path, tiny.spec, log=lambda line: None)
+    assert_npy_equal(tmp_path, sentinel_arrays())
+    prepare_dataset(tmp_path, tiny.spec, force=True, log=lambda line: None)
+    assert_npy_equal(tmp_path, tiny.arrays)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (corrupted, r"content SHA-256 is [0-9a-f]{16}\.\.\., expected [0-9a-f]{16}\.\.\."),
+        (lambda raw: gzipped(raw)[:-30], r"truncated: the gzip stream ends early"),
+        (lambda raw: gzipped(raw[:-1]), r"decompresses to only 3935 of the expected 3936 bytes"),
+        (lambda raw: gzipped(raw + b"\0"), r"decompresses to more than the expected 3936 bytes"),
+        (lambda raw: raw, r"not a valid gzip archive"),
+    ],
+    ids=["wrong-content", "truncated", "short", "long", "not-gzip"],
+)
+def test_prepare_refuses_a_damaged_local_archive_and_keeps_the_old_files(
+    tmp_path: Path, tiny: TinyDataset, damage, message: str
+) -> None:
+    # The test images come last, so the three archives before them have already passed.
+    tiny.write_archives(tmp_path, test_images=damage(tiny.raw["t10k-images-idx3-ubyte.gz"]))
+    write_npy_set(tmp_path, sentinel_arrays())
+    with pytest.raises(DatasetError, match=message) as caught:
+        prepare_dataset(tmp_path, tiny.spec, force=True, log=lambda line: None)
+    text = str(caught.value)
+    assert f"{tmp_path / 't10k-images-idx3-ubyte.gz'} is refused" in text
+    assert "delete it and run `python download_mnist.py --dataset tiny" in text
+    assert "\n" not in text
+    assert_npy_equal(tmp_path, sentinel_arrays())
+    assert not temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_interrupted_npy_write_keeps_the_old_file(
+    tmp_path: Path, tiny: TinyDataset, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    tiny.write_archives(tmp_path)
+    write_npy_set(tmp_path, sentinel_arrays())
+
+    def save_half_then_fail(file, array) -> None:
+        file.write(b"\x93NUMPY half a file")
+        raise failure
+
+    monkeypatch.setattr(download_mnist.np, "save", save_half_then_fail)
+    expected = DatasetError if isinstance(failure, OSError) else KeyboardInterrupt
+    with pytest.raises(expected) as caught:
+        prepare_dataset(tmp_path, tiny.spec, force=True, log=lambda line: None)
+    if expected is DatasetError:
+        assert "cannot write" in str(caught.value) and "No space left" in str(caught.value)
+    monkeypatch.undo()
+    assert_npy_equal(tmp_path, sentinel_arrays())
+    assert not temp_files(tmp_path)
+
+
+def test_the_shipped_checksum_files_match_the_code() -> None:
+    folder = download_mnist.default_data_dir("mnist")
+    archive_sums = dict(
+        reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines()
+    )
+    content_sums = dict(
+        reversed(line.split()) for line in (folder / "SHA256SUMS.raw").read_text().splitlines()
+    )
+    for archive in download_mnist.MNIST.archives:
+        assert content_sums[archive.file_name.removesuffix(".gz")] == archive.content_sha256
+        assert archive_sums[archive.file_name] in archive.known_archives
+
+
+def test_the_cli_builds_real_mnist_from_the_shipped_archives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for archive in download_mnist.MNIST.archives:
+        shutil.copy(download_mnist.default_data_dir("mnist") / archive.file_name, tmp_path)
+    assert download_mnist.main(["--data-dir", str(tmp_path)]) == 0
+    assert "ready: train (60000, 28, 28)" in capsys.readouterr().out
+    x_train, y_train, x_test, y_test = load_dataset(tmp_path)
+    assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
+    assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
+    assert {x.dtype for x in (x_train, y_train, x_test, y_test)} == {np.dtype(np.uint8)}
+    assert set(np.unique(y_train)) == set(range(10)) == set(np.unique(y_test))
+
+
+def test_the_cli_reports_a_damaged_archive_in_one_line(tmp_path: Path) -> None:
+    shipped = download_mnist.default_data_dir("mnist") / "train-images-idx3-ubyte.gz"
+    (tmp_path / shipped.name).write_bytes(shipped.read_bytes()[:100_000])
+    with pytest.raises(SystemExit) as caught:
+        download_mnist.main(["--data-dir", str(tmp_path)])
+    message = str(caught.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert f"{tmp_path / shipped.name} is refused, truncated" in message
+    assert not list(tmp_path.glob("*.npy")) and not temp_files(tmp_path)
+
+
+def test_the_cli_rejects_an_unknown_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        download_mnist.main(["--dataset", "cifar10"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'cifar10'" in capsys.readouterr().err
+
+
+# --- downloads over a real socket ------------------------------------------------------------
+
+
+def test_a_download_falls_through_missing_and_corrupted_mirrors(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    data_dir = tmp_path / "data"
+    lines: list[str] = []
+    prepare_dataset(
+        data_dir,
+        tiny.spec,
+        mirrors=[mirrors["missing"], mirrors["corrupt"], mirrors["good"]],
+        log=lines.append,
+    )
+    assert_npy_equal(data_dir, tiny.arrays)
+    for name, data in tiny.archives().items():  # the good copies are kept for next time
+        assert (data_dir / name).read_bytes() == data
+    first = tiny.spec.archives[0].file_name
+    assert mirrors["paths"][:3] == [f"/missing/{first}", f"/corrupt/{first}", f"/good/{first}"]
+    assert "    failed: HTTP 404 File not found" in lines
+    assert any(line.startswith("    failed: content SHA-256 is") for line in lines)
+    assert not temp_files(data_dir)
+
+
+def test_a_truncated_download_is_refused(tmp_path: Path, tiny: TinyDataset, mirrors: dict) -> None:
+    lines: list[str] = []
+    prepare_dataset(
+        tmp_path / "data",
+        tiny.spec,
+        mirrors=[mirrors["truncated"], mirrors["good"]],
+        log=lines.append,
+    )
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+    assert lines.count("    failed: truncated: the gzip stream ends early") == 4
+
+
+def test_a_stalled_mirror_times_out(tmp_path: Path, tiny: TinyDataset, mirrors: dict) -> None:
+    lines: list[str] = []
+    prepare_dataset(
+        tmp_path / "data",
+        tiny.spec,
+        mirrors=[mirrors["slow"], mirrors["good"]],
+        timeout_seconds=0.1,
+        log=lines.append,
+    )
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+    assert "    failed: no answer within 0.1 s" in lines
+
+
+def test_user_mirrors_come_before_the_datasets_own(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    spec = dataclasses.replace(tiny.spec, mirrors=(mirrors["good"],))
+    prepare_dataset(tmp_path / "data", spec, mirrors=[mirrors["missing"]], log=lambda line: None)
+    first = tiny.spec.archives[0].file_name
+    assert mirrors["paths"][:2] == [f"/missing/{first}", f"/good/{first}"]
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+
+
+def test_when_every_mirror_fails_the_error_names_each_and_nothing_changes(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    data_dir = tmp_path / "data"
+    write_npy_set(data_dir, sentinel_arrays())
+    tried = [mirrors["missing"], mirrors["corrupt"], mirrors["truncated"]]
+    with pytest.raises(DatasetError) as caught:
+        prepare_dataset(data_dir, tiny.spec, mirrors=tried, force=True, log=lambda line: None)
+    message = str(caught.value)
+    first = tiny.spec.archives[0].file_name
+    assert message.startswith(f"could not download {first} (") and "\n" not in message
+    assert f"{mirrors['missing']}{first}: HTTP 404" in message
+    assert f"{mirrors['corrupt']}{first}: content SHA-256 is" in message
+    assert f"{mirrors['truncated']}{first}: truncated" in message
+    assert "--mirror URL" in message
+    assert_npy_equal(data_dir, sentinel_arrays())
+    assert not (data_dir / first).exists() and not temp_files(data_dir)
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["folder", "file-url"])
+def test_a_local_folder_or_file_url_serves_as_a_mirror(
+    tmp_path: Path, tiny: TinyDataset, as_url: bool
+) -> None:
+    folder = tmp_path / "copies"
+    tiny.write_archives(folder)
+    mirror = folder.as_uri() if as_url else str(folder)
+    prepare_dataset(tmp_path / "data", tiny.spec, mirrors=[mirror], log=lambda line: None)
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+
+
+def test_the_progress_bar_line() -> None:
+    line = download_mnist._format_progress("x.gz", 2_500_000, 10_000_000, width=8)
+    assert line == "  x.gz [##......]  25% 2.5/10.0 MB"
+    assert download_mnist._format_progress("x.gz", 1_500_000, 0) == "  x.gz 1.5 MB"
+
+
+# --- the loader -------------------------------------------------------------------------------
+
+
+def test_load_dataset_builds_missing_npy_files_then_loads_them(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    tiny.write_archives(tmp_path)
+    arrays = load_dataset(tmp_path, tiny.spec)
+    for name, array in zip(download_mnist.ARRAY_NAMES, arrays, strict=True):
+        np.testing.assert_array_equal(array, tiny.arrays[name])
+    for archive in tiny.spec.archives:  # from now on the .npy files alone are enough
+        (tmp_path / archive.file_name).unlink()
+    np.testing.assert_array_equal(load_dataset(tmp_path, tiny.spec)[0], tiny.arrays["train_images"])
+
+
+def test_the_default_data_folders_sit_beside_the_module() -> None:
+    module_dir = Path(download_mnist.__file__).resolve().parent
+    assert download_mnist.default_data_dir("mnist") == module_dir / "mnist_data"
+    assert download_mnist.default_data_dir("fashion") == module_dir / "fashion_mnist_data"
+    with pytest.raises(DatasetError, match="unknown dataset 'digits'"):
+        download_mnist.default_data_dir("digits")
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _pickle_objects(path: Path) -> None:
+    np.save(path, np.array([{"not": "data"}], dtype=object), allow_pickle=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "replace", "message"),
+    [
+        (
+            "train_images",
+            np.zeros((3, 28, 28), np.float32),
+            r"float32 \(3, 28, 28\), expected uint8",
+        ),
+        ("test_images", np.zeros((2, 28, 27), np.uint8), r"uint8 \(2, 28, 27\), expected uint8"),
+        ("train_labels", np.zeros((3, 1), np.uint8), r"uint8 \(3, 1\), expected uint8 labels"),
+        ("train_labels", np.array([1, 10, 2], np.uint8), r"holds label 10, expected labels 0-9"),
+        ("test_labels", np.array([4], np.uint8), r"holds 2 images but .*test_labels.npy holds 1"),
+        ("test_images", np.zeros((0, 28, 28), np.uint8), r"holds no images"),
+        ("train_images", _truncate, r"is damaged"),
+        ("test_labels", _pickle_objects, r"is damaged \(.*allow_pickle"),
+    ],
+    ids=[
+        "dtype",
+        "image-shape",
+        "label-shape",
+        "label-range",
+        "count",
+        "empty",
+        "truncated",
+        "pickle",
+    ],
+)
+def test_load_dataset_refuses_bad_npy_files_in_one_line(
+    tmp_path: Path, name: str, replace, message: str
+) -> None:
+    write_npy_set(tmp_path, sentinel_arrays())
+    path = tmp_path / f"{name}.npy"
+    if callable(replace):
+        replace(path)
+    else:
+        np.save(path, replace)
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_dataset(tmp_path, "mnist")
+    text = str(caught.value)
+    assert "\n" not in text and "--force" in text
+    assert f"python download_mnist.py --data-dir {tmp_path} --force" in text
