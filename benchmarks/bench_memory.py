@@ -1,0 +1,147 @@
+"""Peak resident memory of a training run: the from-scratch program vs the Keras-native network.
+
+Each side trains in a fresh Python process (imports, the MNIST arrays, the model, then N
+training steps), so neither side's memory counts for the other, and the process reports its own
+peak resident set size (what ``top`` shows as RES at its highest).
+
+* from scratch: the training program's epoch (simple_cnn_from_scratch.train_one_epoch), which
+  keeps the images as uint8 and converts one batch at a time;
+* Keras-native: ``model.fit`` on the training images as float32 (N, 28, 28, 1), as Keras
+  examples prepare them.
+
+    python benchmarks/bench_memory.py [--batch-size 32] [--steps 200]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SIDES = ("from_scratch", "keras_fit")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (10**6 bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kilobytes = peak / 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
+    return kilobytes * 1024 / 1e6
+
+
+def current_rss_mb() -> float | None:
+    """This process's resident memory now, in MB, where /proc tells it (Linux), else None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e6  # the line reads "VmRSS: 123 kB"
+    except OSError:
+        pass
+    return None
+
+
+def train_and_report(side: str, batch_size: int, steps: int, seed: int) -> dict[str, Any]:
+    """Run in the child process: train ``side`` for ``steps`` steps; return its memory figures."""
+    # Imported here so the parent process, which only starts children, stays light.
+    import bench_training
+    import keras_native
+
+    data = bench_training.load_benchmark_data()
+    if side == "from_scratch":
+        training = bench_training.FromScratchTraining(batch_size, seed)
+        before = current_rss_mb()
+        started = time.perf_counter()
+        training.run_epoch(data, max_steps=steps)
+    else:
+        x_train = keras_native.images_to_nhwc(data.x_train)
+        model = keras_native.build_keras_native_model(seed, bench_training.LEARNING_RATE)
+        before = current_rss_mb()
+        started = time.perf_counter()
+        keras_native.fit_one_epoch(model, x_train, data.y_train, batch_size, steps=steps)
+    return {
+        "side": side,
+        "batch_size": batch_size,
+        "steps": steps,
+        "training_seconds": time.perf_counter() - started,
+        "rss_before_training_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def measure_in_subprocess(side: str, batch_size: int, steps: int, seed: int = 0) -> dict[str, Any]:
+    """Start a fresh Python process that trains ``side`` and return the figures it reports.
+
+    Raises
+    ------
+    RuntimeError
+        The child failed; the message holds the last line it wrote to stderr.
+    """
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        side,
+        "--batch-size",
+        str(batch_size),
+        "--steps",
+        str(steps),
+        "--seed",
+        str(seed),
+    ]
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    if child.returncode != 0:
+        last_line = (child.stderr.strip().splitlines() or ["(no error output)"])[-1]
+        raise RuntimeError(
+            f"the {side} memory process failed (exit status {child.returncode}): {last_line}"
+        )
+    return json.loads(child.stdout.strip().splitlines()[-1])  # the child's last line is JSON
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="(default 32)")
+    parser.add_argument(
+        "--steps", type=_positive_int, default=200, help="training steps per side (default 200)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="(default 0)")
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)  # the measured process
+    args = parser.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(train_and_report(args.child, args.batch_size, args.steps, args.seed)))
+        return 0
+
+    print(
+        f"Peak resident memory, {args.steps} training steps at batch size {args.batch_size}, "
+        "each side in a fresh process:"
+    )
+    print(f"  {'':<14}{'peak MB':>10}{'before training MB':>20}{'training s':>12}")
+    for side in SIDES:
+        try:
+            figures = measure_in_subprocess(side, args.batch_size, args.steps, args.seed)
+        except RuntimeError as error:
+            sys.exit(f"error: {error}")
+        before = figures["rss_before_training_mb"]
+        before_text = "?" if before is None else f"{before:.0f}"
+        print(
+            f"  {side:<14}{figures['peak_rss_mb']:>10.0f}{before_text:>20}"
+            f"{figures['training_seconds']:>12.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The training program: it learns, repeats itself, resumes exactly, and fails cleanly.
+
+Training runs in-process through ``train(TrainConfig(...))`` on a few thousand images; only the
+checks that need a fresh interpreter (``--help``, a bad option, importing) start a subprocess.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import simple_cnn_from_scratch as driver
+from model_file import load_model
+from simple_cnn import SimpleCNN
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 3,000 training images (about 1% of a full run), and as many for validation and test.
+QUICK = dict(limit=3000, batch_size=32, learning_rate=0.002, shift=1, seed=0, verbose=False)
+
+
+def quick_config(folder, **changes):
+    settings = dict(QUICK, epochs=2, save_path=str(folder / "model.npz"))
+    settings.update(changes)
+    return driver.TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """Two uninterrupted epochs: the run every other test compares itself with."""
+    folder = tmp_path_factory.mktemp("baseline")
+    history_path = folder / "history.json"
+    history = driver.train(quick_config(folder, history_path=str(history_path)))
+    return history, load_model(folder / "model.npz"), history_path
+
+
+def assert_same_model(model, expected):
+    assert np.array_equal(model.cnn.conv1_filters, expected.cnn.conv1_filters)
+    assert np.array_equal(model.cnn.conv2_filters, expected.cnn.conv2_filters)
+    for weights, expected_weights in zip(
+        model.head.get_weights(), expected.head.get_weights(), strict=True
+    ):
+        assert np.array_equal(weights, expected_weights)
+    for state, expected_state in zip(
+        model.head_optimizer.variables, expected.head_optimizer.variables, strict=True
+    ):
+        assert np.array_equal(state.numpy(), expected_state.numpy())
+    conv_state = model.conv_optimizer.state_dict()
+    for name, value in expected.conv_optimizer.state_dict().items():
+        assert np.array_equal(conv_state[name], value)
+
+
+def without_seconds(history):
+    # Wall-clock time is the one number a rerun cannot repeat.
+    records = [{k: v for k, v in record.items() if k != "seconds"} for record in history["epochs"]]
+    return {**history, "epochs": records}
+
+
+def test_short_run_learns_well_above_chance(baseline):
+    history, _, _ = baseline
+    first, second = history["epochs"]
+    assert history["test_accuracy"] > 0.8  # 10 classes: chance is 0.1
+    assert second["val_accuracy"] > 0.8
+    assert second["loss"] < first["loss"]
+
+
+def test_training_moves_the_convolution_filters(baseline):
+    _, model, _ = baseline
+    start = SimpleCNN(seed=0)
+    # Adam steps of ~1e-3 over ~190 steps: far more than rounding, far less than the filters.
+    for trained, initial in (
+        (model.cnn.conv1_filters, start.conv1_filters),
+        (model.cnn.conv2_filters, start.conv2_filters),
+    ):
+        change = np.abs(trained - initial).mean()
+        assert 1e-3 < change < np.abs(initial).mean()
+
+
+def test_history_file_is_like_keras_history(baseline):
+    history, model, history_path = baseline
+    written = json.loads(history_path.read_text())
+
+    assert written == history
+    assert [record["epoch"] for record in written["epochs"]] == [1, 2]
+    for record in written["epochs"]:
+        assert set(record) == {"epoch", "seconds", "loss", "accuracy", "val_loss", "val_accuracy"}
+        assert record["seconds"] > 0 and 0 <= record["val_accuracy"] <= 1
+    assert 0 <= written["test_accuracy"] <= 1 and written["test_loss"] > 0
+    assert model.history == written["epochs"]  # the model file carries the history too
+    assert model.epoch == 2 and model.step == 0
+
+
+def test_same_seed_gives_the_same_numbers(baseline, tmp_path):
+    history = driver.train(quick_config(tmp_path))
+    assert without_seconds(history) == without_seconds(baseline[0])
+    assert_same_model(load_model(tmp_path / "model.npz"), baseline[1])
+
+
+def test_another_seed_gives_other_numbers(baseline, tmp_path):
+    history = driver.train(quick_config(tmp_path, seed=1, epochs=1, no_save=True))
+    assert history["epochs"][0]["loss"] != baseline[0]["epochs"][0]["loss"]
+    assert history["epochs"][0]["val_accuracy"] > 0.5  # but it learns all the same
+    assert not (tmp_path / "model.npz").exists()  # --no-save
+
+
+def test_resume_after_an_epoch_reaches_the_uninterrupted_result(baseline, tmp_path):
+    driver.train(quick_config(tmp_path, epochs=1))
+    assert load_model(tmp_path / "model.npz").epoch == 1
+
+    history = driver.train(quick_config(tmp_path, resume_path=str(tmp_path / "model.npz")))
+
+    assert without_seconds(history) == without_seconds(baseline[0])
+    assert_same_model(load_model(tmp_path / "model.npz"), baseline[1])
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_reaches_the_same_result(baseline, tmp_path):
+    def press_ctrl_c(model, epoch, step):
+        if (epoch, step) == (2, 30):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(driver.TrainingInterrupted, match="epoch 2, step 30") as stop:
+        driver.train(quick_config(tmp_path), on_step=press_ctrl_c)
+    assert "--resume" in str(stop.value)
+    saved = load_model(tmp_path / "model.npz")
+    assert (saved.epoch, saved.step) == (1, 30)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    # Settings come from the file: the resumed run names only the file (and the limit it kept).
+    resumed = driver.TrainConfig(resume_path=str(tmp_path / "model.npz"), verbose=False)
+    history = driver.train(resumed)
+
+    assert without_seconds(history) == without_seconds(baseline[0])
+    assert_same_model(load_model(tmp_path / "model.npz"), baseline[1])
+
+
+def test_resume_refuses_to_change_the_run_settings(tmp_path):
+    driver.train(quick_config(tmp_path, epochs=1, limit=300))
+    model_path = str(tmp_path / "model.npz")
+    changed = quick_config(tmp_path, limit=300, batch_size=64, resume_path=model_path)
+    with pytest.raises(driver.ConfigError, match="--batch-size 64 differs from the 32"):
+        driver.train(changed)
+    with pytest.raises(driver.ConfigError, match="--limit 3000 differs from the 300"):
+        driver.train(quick_config(tmp_path, resume_path=model_path))
+    # A finished model resumed to the epochs it has only reports its test result again.
+    finished = driver.TrainConfig(epochs=1, resume_path=model_path, verbose=False)
+    assert driver.train(finished)["epochs"] == load_model(model_path).history
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_non_finite_loss_stops_and_keeps_the_last_good_model(tmp_path):
+    def spoil_weights(model, epoch, step):
+        if (epoch, step) == (2, 5):
+            model.cnn.conv2_filters[0, 0, 0, 0] = np.inf  # as a diverging run would
+
+    with pytest.raises(
+        driver.NonFiniteLossError, match="epoch 2, step 6.*keeps the end of epoch 1"
+    ):
+        driver.train(quick_config(tmp_path, limit=1000), on_step=spoil_weights)
+    kept = load_model(tmp_path / "model.npz")  # would refuse a file holding inf or NaN
+    assert (kept.epoch, kept.step) == (1, 0)
+
+
+def test_loops_implementation_trains_like_the_fast_one(tmp_path):
+    # The slow reference path is real: the same few steps give the same filters.
+    results = {}
+    for impl in ("fast", "loops"):
+        config = quick_config(tmp_path, limit=12, batch_size=4, epochs=1, impl=impl)
+        config.save_path = str(tmp_path / f"{impl}.npz")
+        driver.train(config)
+        results[impl] = load_model(config.save_path)
+    np.testing.assert_allclose(
+        results["loops"].cnn.conv2_filters, results["fast"].cnn.conv2_filters, atol=1e-5
+    )
+
+
+def test_shift_moves_each_image_by_its_offset():
+    images = np.random.default_rng(0).integers(1, 256, size=(2, 28, 28), dtype=np.uint8)
+    shifted = driver.shift_images(images, np.array([[1, -2], [0, 0]]))
+    assert np.array_equal(shifted[0, 1:, :26], images[0, :27, 2:])  # down 1, left 2
+    assert not shifted[0, 0].any() and not shifted[0, :, 26:].any()  # uncovered edges are black
+    assert np.array_equal(shifted[1], images[1])
+
+
+def test_epoch_plan_depends_only_on_seed_and_epoch():
+    first, shifts = driver.epoch_plan(seed=5, epoch=3, count=100, max_shift=2)
+    again, shifts_again = driver.epoch_plan(seed=5, epoch=3, count=100, max_shift=2)
+    other, _ = driver.epoch_plan(seed=5, epoch=4, count=100, max_shift=2)
+    assert np.array_equal(first, again) and np.array_equal(shifts, shifts_again)
+    assert sorted(first) == list(range(100)) and not np.array_equal(first, other)
+    assert shifts.min() == -2 and shifts.max() == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def run_program(*args, cwd=PROJECT_DIR):
+    return subprocess.run(
+        [sys.executable, os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_explains_every_option():
+    result = run_program("--help")
+    assert result.returncode == 0
+    for option in (
+        "--epochs",
+        "--batch-size",
+        "--learning-rate",
+        "--seed",
+        "--data-dir",
+        "--dataset",
+        "--impl",
+        "--limit",
+        "--history",
+        "--save",
+        "--no-save",
+        "--resume",
+        "--quiet",
+    ):
+        assert option in result.stdout
+
+
+def test_bad_option_is_a_one_line_argparse_error():
+    result = run_program("--epochs", "0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --epochs: must be an integer greater than 0, got 0"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-size", "-3"], "--batch-size: must be an integer greater than 0, got -3"),
+        (["--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
+        (["--learning-rate", "nan"], "--learning-rate: must be a number greater than 0, got nan"),
+        (["--learning-rate", "inf"], "--learning-rate: must be a number greater than 0, got inf"),
+        (["--limit", "0"], "argument --limit: must be an integer greater than 0, got 0"),
+        (["--seed", "-1"], "argument --seed: must be 0 or more"),
+        (["--resume", "no-such-model.npz"], "argument --resume: no such file: no-such-model.npz"),
+        (["--save", "no-such-dir/model.npz"], "does not exist"),
+        (["--save", "a.npz", "--no-save"], "not allowed with argument"),
+        (["--dataset", "cifar"], "invalid choice: 'cifar'"),
+    ],
+)
+def test_invalid_values_get_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        driver.parse_args(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_importing_the_program_only_defines_things(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import simple_cnn_from_scratch"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": PROJECT_DIR},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert result.stdout == "" and result.stderr == ""  # TensorFlow's start-up noise too
+    assert os.listdir(tmp_path) == []
+
+
+def test_main_quiet_prints_only_the_test_accuracy(tmp_path, capsys):
+    history_path = tmp_path / "history.json"
+    argv = ["--limit", "300", "--epochs", "1", "--quiet", "--no-save"]
+    assert driver.main([*argv, "--history", str(history_path)]) == 0
+    accuracy = json.loads(history_path.read_text())["test_accuracy"]
+    assert capsys.readouterr().out == f"Test accuracy: {accuracy:.4f}\n"
+
+
+def test_main_turns_a_damaged_resume_file_into_one_line(tmp_path):
+    damaged = tmp_path / "model.npz"
+    damaged.write_bytes(b"not a model at all")
+    with pytest.raises(SystemExit) as exit_:
+        driver.main(["--resume", str(damaged), "--quiet"])
+    assert str(exit_.value).startswith(f"error: {damaged}: not a readable .npz model file")
+
+
+def test_ctrl_c_in_the_program_saves_and_exits_with_130(tmp_path):
+    model_path = tmp_path / "model.npz"
+    program = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py")]
+        + ["--limit", "2000", "--epochs", "100", "--save", str(model_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in program.stdout:
+            if line.startswith("Epoch 2/100"):  # epoch 1 is done and saved
+                program.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = program.communicate(timeout=120)
+    finally:
+        program.kill()
+    assert program.returncode == 130
+    assert "Traceback" not in stderr
+    assert f"--resume {model_path}" in stderr
+    saved = load_model(model_path)
+    assert saved.epoch >= 1 and saved.config["epochs"] == 100
+
+
+def test_main_reports_an_interrupted_run_with_status_130(monkeypatch, capsys):
+    def interrupted(config):
+        raise driver.TrainingInterrupted("Interrupted at epoch 3, step 7; saved to m.npz.")
+
+    monkeypatch.setattr(driver, "train", interrupted)
+    assert driver.main(["--quiet"]) == 130
+    assert "saved to m.npz" in capsys.readouterr().err
