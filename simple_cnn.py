@@ -10,6 +10,9 @@ version of each); this class checks its inputs, keeps what the backward pass nee
 the layers. It imports only NumPy.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 import layers
@@ -42,6 +45,10 @@ class SimpleCNN:
         Both compute the same numbers up to floating-point rounding.
     dtype : numpy float type
         float32 (the default, fast) or float64 (for gradient checks).
+    threads : int or None
+        Threads that share each batch, each running the network on its own slice of the images
+        (the gradients add up). None: one per CPU core, at most 2. 1 runs everything in the
+        calling thread. The results do not depend on it beyond float rounding.
 
     Attributes
     ----------
@@ -55,8 +62,15 @@ class SimpleCNN:
     CONV2_SHAPE = (16, 6, 5, 5)
     POOL_SIZE = 2
     NUM_FEATURES = 400
+    MIN_IMAGES_PER_THREAD = 16  # below this, starting a thread costs more than it saves
 
-    def __init__(self, seed: int | None = None, impl: str = "fast", dtype=np.float32):
+    def __init__(
+        self,
+        seed: int | None = None,
+        impl: str = "fast",
+        dtype=np.float32,
+        threads: int | None = None,
+    ):
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
         self.dtype = np.dtype(dtype)
@@ -67,7 +81,11 @@ class SimpleCNN:
         rng = np.random.default_rng(seed)
         self.conv1_filters = self._he_normal(rng, self.CONV1_SHAPE)
         self.conv2_filters = self._he_normal(rng, self.CONV2_SHAPE)
-        self._cache = None  # what the last forward() kept for backward()
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        self._executor = None  # started on first use, when a batch is split across threads
+        self._caches = []  # what the last forward() kept for backward(), one per batch part
 
     def _he_normal(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
         """He initialisation: std sqrt(2 / fan_in) keeps activations' scale through ReLU layers."""
@@ -84,33 +102,31 @@ class SimpleCNN:
         Pixels are expected scaled to [0, 1]. Keeps every intermediate result for backward().
         """
         x = self._check_input(x)
+        results = self._map(self._forward_part, self._split_batch(x))
+        self._caches = [cache for _, cache in results]
+        return np.concatenate([features for features, _ in results])
+
+    def _forward_part(self, x: np.ndarray):
+        """The network on one part of the batch: (features (n, 400), what backward needs)."""
         conv = self._layers["conv2d"]
         pool = self._layers["maxpool2d"]
-        conv1, conv1_cache = conv(x, self.conv1_filters, self.CONV1_PADDING)  # (N, 6, 28, 28)
+        conv1, conv1_cache = conv(x, self.conv1_filters, self.CONV1_PADDING)  # (n, 6, 28, 28)
         relu1 = self.relu(conv1)
-        pool1, pool1_cache = pool(relu1, self.POOL_SIZE, self.POOL_SIZE)  # (N, 6, 14, 14)
-        conv2, conv2_cache = conv(pool1, self.conv2_filters, 0)  # (N, 16, 10, 10)
+        pool1, pool1_cache = pool(relu1, self.POOL_SIZE, self.POOL_SIZE)  # (n, 6, 14, 14)
+        conv2, conv2_cache = conv(pool1, self.conv2_filters, 0)  # (n, 16, 10, 10)
         relu2 = self.relu(conv2)
-        pool2, pool2_cache = pool(relu2, self.POOL_SIZE, self.POOL_SIZE)  # (N, 16, 5, 5)
-        features = self.flatten(pool2)  # (N, 400)
-        self._cache = {
+        pool2, pool2_cache = pool(relu2, self.POOL_SIZE, self.POOL_SIZE)  # (n, 16, 5, 5)
+        features = self.flatten(pool2)  # (n, 400)
+        maps = {"conv1": conv1, "relu1": relu1, "pool1": pool1}
+        maps.update({"conv2": conv2, "relu2": relu2, "pool2": pool2})
+        cache = {
             "conv1": conv1_cache,
-            "conv1_out": conv1,
             "pool1": pool1_cache,
             "conv2": conv2_cache,
-            "conv2_out": conv2,
             "pool2": pool2_cache,
-            "pool2_shape": pool2.shape,
-            "maps": {
-                "conv1": conv1,
-                "relu1": relu1,
-                "pool1": pool1,
-                "conv2": conv2,
-                "relu2": relu2,
-                "pool2": pool2,
-            },
+            "maps": maps,
         }
-        return features
+        return features, cache
 
     def backward(self, d_out: np.ndarray, learning_rate: float = 0.001):
         """Backpropagate d_out = dLoss/dfeatures (N, 400) of the last forward() to the filters.
@@ -119,19 +135,29 @@ class SimpleCNN:
         ``filters -= learning_rate * gradient``; learning_rate=0 only computes the gradients.
         """
         d_out = self._check_d_out(d_out)
-        cache = self._cache
-        conv_backward = self._layers["conv2d_backward"]
-        pool_backward = self._layers["maxpool2d_backward"]
-        d_pool2 = d_out.reshape(cache["pool2_shape"])  # undo flatten: (N, 16, 5, 5)
-        d_relu2 = pool_backward(d_pool2, cache["pool2"])  # (N, 16, 10, 10)
-        d_conv2 = d_relu2 * self.relu_derivative(cache["conv2_out"])
-        d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (N, 6, 14, 14)
-        d_relu1 = pool_backward(d_pool1, cache["pool1"])  # (N, 6, 28, 28)
-        d_conv1 = d_relu1 * self.relu_derivative(cache["conv1_out"])
-        _, d_conv1_filters = self._conv_backward_filters_only(d_conv1, cache["conv1"])
+        part_sizes = [len(cache["maps"]["pool2"]) for cache in self._caches]
+        d_parts = np.split(d_out, np.cumsum(part_sizes)[:-1])
+        gradients = self._map(self._backward_part, d_parts, self._caches)
+        # The loss is a sum over images, so the filter gradient is the sum of the parts' gradients.
+        d_conv1_filters = sum(d_conv1 for d_conv1, _ in gradients)
+        d_conv2_filters = sum(d_conv2 for _, d_conv2 in gradients)
         if learning_rate:
             self.conv1_filters -= learning_rate * d_conv1_filters
             self.conv2_filters -= learning_rate * d_conv2_filters
+        return d_conv1_filters, d_conv2_filters
+
+    def _backward_part(self, d_out: np.ndarray, cache: dict):
+        """backward() for one part of the batch: d_out (n, 400) -> the two filter gradients."""
+        conv_backward = self._layers["conv2d_backward"]
+        pool_backward = self._layers["maxpool2d_backward"]
+        maps = cache["maps"]
+        d_pool2 = d_out.reshape(maps["pool2"].shape)  # undo flatten: (n, 16, 5, 5)
+        d_relu2 = pool_backward(d_pool2, cache["pool2"])  # (n, 16, 10, 10)
+        d_conv2 = d_relu2 * self.relu_derivative(maps["conv2"])
+        d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (n, 6, 14, 14)
+        d_relu1 = pool_backward(d_pool1, cache["pool1"])  # (n, 6, 28, 28)
+        d_conv1 = d_relu1 * self.relu_derivative(maps["conv1"])
+        _, d_conv1_filters = self._conv_backward_filters_only(d_conv1, cache["conv1"])
         return d_conv1_filters, d_conv2_filters
 
     def _conv_backward_filters_only(self, d_out: np.ndarray, cache):
@@ -140,13 +166,31 @@ class SimpleCNN:
             return layers.conv2d_backward_fast(d_out, cache, need_d_x=False)
         return self._layers["conv2d_backward"](d_out, cache)
 
+    def _split_batch(self, x: np.ndarray) -> list[np.ndarray]:
+        """Cut a batch into one part per thread, or leave it whole when it is too small to pay."""
+        parts = min(self.threads, len(x) // self.MIN_IMAGES_PER_THREAD)
+        return np.array_split(x, parts) if parts > 1 else [x]
+
+    def _map(self, function, *part_lists) -> list:
+        """function applied to each part; the parts run in parallel threads when there are several.
+
+        NumPy releases Python's global lock inside its array operations, so threads working on
+        separate parts of the batch really do run at the same time, one per CPU core.
+        """
+        if len(part_lists[0]) == 1:
+            return [function(*parts) for parts in zip(*part_lists, strict=True)]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="simple_cnn")
+        return list(self._executor.map(function, *part_lists))
+
     def feature_maps(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output for x (N, 1, 28, 28) or (1, 28, 28), for looking at.
 
         Returns a dict with keys conv1, relu1, pool1 (N, 6, ...), conv2, relu2, pool2 (N, 16, ...).
         """
         self.forward(x)
-        return {name: np.ascontiguousarray(a) for name, a in self._cache["maps"].items()}
+        names = self._caches[0]["maps"]
+        return {name: np.concatenate([c["maps"][name] for c in self._caches]) for name in names}
 
     # ----------------------------------------------------------------------------------------
     # The layers, usable on their own: any batch size, channel count, image and filter size.
@@ -241,9 +285,9 @@ class SimpleCNN:
         return x
 
     def _check_d_out(self, d_out) -> np.ndarray:
-        if self._cache is None:
+        if not self._caches:
             raise ValueError("backward() called before forward(); run forward(x) on a batch first")
-        expected = (self._cache["pool2_shape"][0], self.NUM_FEATURES)
+        expected = (sum(len(c["maps"]["pool2"]) for c in self._caches), self.NUM_FEATURES)
         return self._check_gradient(d_out, expected, "d_out")
 
     def _check_gradient(self, d_out, expected_shape: tuple, name: str) -> np.ndarray:

@@ -186,6 +186,30 @@ def test_unknown_impl_is_rejected():
     assert "slow" in message and "fast" in message and "loops" in message
 
 
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2"])
+def test_bad_thread_counts_are_rejected(threads):
+    with pytest.raises(ValueError) as excinfo:
+        SimpleCNN(threads=threads)
+    assert "threads" in one_line_message(excinfo)
+
+
+@pytest.mark.parametrize("batch_size", [32, 75])
+def test_splitting_the_batch_across_threads_changes_nothing(batch_size):
+    # 32 and 75 images are cut into parts (16 images at least each), 75 into unequal ones.
+    rng = np.random.default_rng(7)
+    x = rng.random((batch_size, 1, 28, 28))
+    d_out = rng.standard_normal((batch_size, 400))
+    whole = SimpleCNN(seed=3, dtype=np.float64, threads=1)
+    split = SimpleCNN(seed=3, dtype=np.float64, threads=3)
+    assert len(split._split_batch(x)) > 1
+    np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=0, atol=1e-12)
+    for d_split, d_whole in zip(split.backward(d_out, 0), whole.backward(d_out, 0), strict=True):
+        assert rel_error(d_split, d_whole) < 1e-12
+    maps_split, maps_whole = split.feature_maps(x), whole.feature_maps(x)
+    for name, value in maps_whole.items():
+        np.testing.assert_array_equal(maps_split[name], value)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_shapes_dtype_and_single_image(dtype):
     cnn = SimpleCNN(seed=1, dtype=dtype)
