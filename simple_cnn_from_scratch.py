@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from adam import Adam
 from download_mnist import DatasetError, load_dataset
@@ -499,10 +498,7 @@ def train(
     say(describe_run(config, data, model))
 
     head_train_step = make_head_train_step(model.head, model.head_optimizer)
-    # SimpleCNN already runs one thread per core (each on part of the batch); a multi-threaded
-    # BLAS on top would oversubscribe the cores, and its idle threads spin-wait against
-    # TensorFlow's, which made steps up to 20x slower on 2 cores. One BLAS thread is fastest.
-    with stop_requests_on_ctrl_c() as ctrl_c, threadpool_limits(limits=1, user_api="blas"):
+    with stop_requests_on_ctrl_c() as ctrl_c:
         while model.epoch < config.epochs:
             record = train_one_epoch(model, data, config, head_train_step, ctrl_c, on_step)
             model.history.append(record)

@@ -207,7 +207,7 @@ def test_splitting_the_batch_across_threads_changes_nothing(batch_size):
         assert rel_error(d_split, d_whole) < 1e-12
     maps_split, maps_whole = split.feature_maps(x), whole.feature_maps(x)
     for name, value in maps_whole.items():
-        np.testing.assert_array_equal(maps_split[name], value)
+        np.testing.assert_allclose(maps_split[name], value, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
