@@ -72,6 +72,7 @@ class SimpleCNN:
     CONV2_SHAPE = (16, 6, 5, 5)
     POOL_SIZE = 2
     NUM_FEATURES = 400
+    FEATURE_MAP_NAMES = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
     MIN_IMAGES_PER_THREAD = 16  # below this, starting a thread costs more than it saves
 
     def __init__(
@@ -117,24 +118,29 @@ class SimpleCNN:
         return np.concatenate([features for features, _ in results])
 
     def _forward_part(self, x: np.ndarray):
-        """The network on one part of the batch: (features (n, 400), what backward needs)."""
+        """The network on one part of the batch: (features (n, 400), what backward needs).
+
+        ReLU is applied after max-pooling rather than before: the two commute (both keep the
+        larger of two numbers), so pool(relu(conv)) = relu(pool(conv)), and ReLU on the pooled
+        map touches 4x fewer numbers, forward and backward. The gradients are the same too:
+        each window's first maximum is the same pixel either way, and where the maximum is not
+        positive, ReLU passes no gradient in either order.
+        """
         conv = self._layers["conv2d"]
         pool = self._layers["maxpool2d"]
         conv1, conv1_cache = conv(x, self.conv1_filters, self.CONV1_PADDING)  # (n, 6, 28, 28)
-        relu1 = self.relu(conv1)
-        pool1, pool1_cache = pool(relu1, self.POOL_SIZE, self.POOL_SIZE)  # (n, 6, 14, 14)
+        pooled1, pool1_cache = pool(conv1, self.POOL_SIZE, self.POOL_SIZE)  # (n, 6, 14, 14)
+        pool1 = self.relu(pooled1)  # = maxpool(relu(conv1))
         conv2, conv2_cache = conv(pool1, self.conv2_filters, 0)  # (n, 16, 10, 10)
-        relu2 = self.relu(conv2)
-        pool2, pool2_cache = pool(relu2, self.POOL_SIZE, self.POOL_SIZE)  # (n, 16, 5, 5)
+        pooled2, pool2_cache = pool(conv2, self.POOL_SIZE, self.POOL_SIZE)  # (n, 16, 5, 5)
+        pool2 = self.relu(pooled2)  # = maxpool(relu(conv2))
         features = self.flatten(pool2)  # (n, 400)
-        maps = {"conv1": conv1, "relu1": relu1, "pool1": pool1}
-        maps.update({"conv2": conv2, "relu2": relu2, "pool2": pool2})
         cache = {
             "conv1": conv1_cache,
             "pool1": pool1_cache,
             "conv2": conv2_cache,
             "pool2": pool2_cache,
-            "maps": maps,
+            "maps": {"conv1": conv1, "pool1": pool1, "conv2": conv2, "pool2": pool2},
         }
         return features, cache
 
@@ -162,11 +168,11 @@ class SimpleCNN:
         pool_backward = self._layers["maxpool2d_backward"]
         maps = cache["maps"]
         d_pool2 = d_out.reshape(maps["pool2"].shape)  # undo flatten: (n, 16, 5, 5)
-        d_relu2 = pool_backward(d_pool2, cache["pool2"])  # (n, 16, 10, 10)
-        d_conv2 = d_relu2 * self.relu_derivative(maps["conv2"])
+        d_pooled2 = d_pool2 * self.relu_derivative(maps["pool2"])  # relu(p) > 0 exactly where p > 0
+        d_conv2 = pool_backward(d_pooled2, cache["pool2"])  # (n, 16, 10, 10)
         d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (n, 6, 14, 14)
-        d_relu1 = pool_backward(d_pool1, cache["pool1"])  # (n, 6, 28, 28)
-        d_conv1 = d_relu1 * self.relu_derivative(maps["conv1"])
+        d_pooled1 = d_pool1 * self.relu_derivative(maps["pool1"])
+        d_conv1 = pool_backward(d_pooled1, cache["pool1"])  # (n, 6, 28, 28)
         _, d_conv1_filters = self._conv_backward_filters_only(d_conv1, cache["conv1"])
         return d_conv1_filters, d_conv2_filters
 
@@ -204,8 +210,12 @@ class SimpleCNN:
         Returns a dict with keys conv1, relu1, pool1 (N, 6, ...), conv2, relu2, pool2 (N, 16, ...).
         """
         self.forward(x)
-        names = self._caches[0]["maps"]
-        return {name: np.concatenate([c["maps"][name] for c in self._caches]) for name in names}
+        kept = {
+            name: np.concatenate([cache["maps"][name] for cache in self._caches])
+            for name in ("conv1", "pool1", "conv2", "pool2")
+        }
+        relus = {"relu1": self.relu(kept["conv1"]), "relu2": self.relu(kept["conv2"])}
+        return {name: {**kept, **relus}[name] for name in self.FEATURE_MAP_NAMES}
 
     # ----------------------------------------------------------------------------------------
     # The layers, usable on their own: any batch size, channel count, image and filter size.

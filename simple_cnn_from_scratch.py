@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from adam import Adam
 from download_mnist import DatasetError, load_dataset
@@ -388,11 +389,11 @@ def shift_images(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     margin = int(np.abs(shifts).max(initial=0))
     if margin == 0:
         return images
-    count, height, width = images.shape
     padded = np.pad(images, ((0, 0), (margin, margin), (margin, margin)))
-    rows = margin - shifts[:, 0, None] + np.arange(height)  # (N, 28): source row of each row
-    columns = margin - shifts[:, 1, None] + np.arange(width)
-    return padded[np.arange(count)[:, None, None], rows[:, :, None], columns[:, None, :]]
+    # Every 28x28 crop of the padded image, as a view (N, 2m+1, 2m+1, 28, 28); a shift by (dy, dx)
+    # is the crop that starts at (m - dy, m - dx). Picking one crop per image copies whole rows.
+    crops = sliding_window_view(padded, images.shape[1:], axis=(1, 2))
+    return crops[np.arange(len(images)), margin - shifts[:, 0], margin - shifts[:, 1]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +441,9 @@ def make_head_train_step(head: keras.Model, head_optimizer: keras.optimizers.Opt
         correct = tf.reduce_sum(tf.cast(predicted == labels, tf.int32))
         return loss, correct, d_features
 
-    return head_train_step
+    # Calling the traced graph directly skips re-checking the arguments against the signature
+    # on every call (about 0.4 ms a step, a tenth of the head's time).
+    return head_train_step.get_concrete_function()
 
 
 def learning_rate_for(config: TrainConfig, epoch: int) -> float:
