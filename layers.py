@@ -131,10 +131,14 @@ def batch_last(x: np.ndarray, padding: int = 0) -> np.ndarray:
 
     No copy is made when x is already laid out that way and needs no padding.
     """
+    n_images, channels, height, width = x.shape
     x_chwn = x.transpose(1, 2, 3, 0)
-    if padding:
-        x_chwn = np.pad(x_chwn, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    return np.ascontiguousarray(x_chwn).transpose(3, 0, 1, 2)
+    if padding == 0 and x_chwn.flags.c_contiguous:
+        return x
+    p = padding
+    x_padded = np.zeros((channels, height + 2 * p, width + 2 * p, n_images), dtype=x.dtype)
+    x_padded[:, p : p + height, p : p + width, :] = x_chwn
+    return x_padded.transpose(3, 0, 1, 2)
 
 
 def im2col(x_padded: np.ndarray, k: int) -> np.ndarray:
@@ -168,15 +172,18 @@ def col2im(d_cols: np.ndarray, x_shape: tuple, k: int) -> np.ndarray:
 
 
 def matmul_transposed_blocked(a: np.ndarray, b: np.ndarray, block: int = 4096) -> np.ndarray:
-    """a @ b.T for a (M, P) and b (K, P) with P huge: the sum of the products of column blocks.
+    """a @ b.T for a (M, P) and b (K, P) with P huge: a sum of products of column blocks.
 
-    For a tiny result and a very long inner dimension, like conv1's (6, 100352) @ (100352, 25),
-    OpenBLAS is about 4x slower in one call than over blocks that stay in cache.
+    For a tiny result and a very long inner dimension, like conv1's (6, 50176) @ (50176, 25),
+    OpenBLAS is 2-4x slower in one call than over blocks that stay in cache, and faster again
+    when the tall operand comes first: so it sums b_block @ a_block.T and transposes the (K, M)
+    total at the end (measured: 0.23 ms instead of 1.0 ms for conv1, 0.44 instead of 0.77 for
+    conv2, 64 images on one core).
     """
-    out = np.zeros((a.shape[0], b.shape[0]), dtype=np.result_type(a, b))
+    out = np.zeros((b.shape[0], a.shape[0]), dtype=np.result_type(a, b))
     for start in range(0, a.shape[1], block):
-        out += a[:, start : start + block] @ b[:, start : start + block].T
-    return out
+        out += b[:, start : start + block] @ a[:, start : start + block].T
+    return out.T
 
 
 def conv2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: int = 0):
@@ -244,7 +251,10 @@ def maxpool2d_backward_fast(d_out: np.ndarray, cache) -> np.ndarray:
     takes the window's whole gradient; later ties get nothing. Overlapping windows add up.
     """
     x, out, size, stride = cache
-    d_x = np.zeros_like(x, dtype=d_out.dtype)  # zeros_like keeps x's memory layout
+    # When the windows tile x exactly (2x2, stride 2, even sizes), every pixel is written exactly
+    # once below, so d_x needs no zero-filling and each write can be a plain store.
+    tiled = stride == size and all(n % size == 0 for n in x.shape[2:])
+    d_x = (np.empty_like if tiled else np.zeros_like)(x, dtype=d_out.dtype)  # keeps x's layout
     d_unclaimed = np.empty_like(out)  # each window's gradient, until its first maximum takes it
     d_unclaimed[...] = d_out  # (copied into out's memory layout, which d_x shares)
     for pixels, d_pixels in zip(
@@ -252,7 +262,11 @@ def maxpool2d_backward_fast(d_out: np.ndarray, cache) -> np.ndarray:
         window_position_views(d_x, size, stride),
         strict=True,
     ):
-        d_taken = d_unclaimed * (pixels == out)  # multiplying by a mask beats np.where 5x here
-        d_pixels += d_taken
+        is_max = pixels == out
+        if tiled:
+            d_taken = np.multiply(d_unclaimed, is_max, out=d_pixels)
+        else:
+            d_taken = d_unclaimed * is_max  # multiplying by a mask beats np.where 5x here
+            d_pixels += d_taken
         d_unclaimed -= d_taken  # a later tie for the maximum finds nothing left
     return d_x
