@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import positive_int
+
 SIDES = ("from_scratch", "keras_fit")
 
 
@@ -100,21 +102,11 @@ def measure_in_subprocess(side: str, batch_size: int, steps: int, seed: int = 0)
     return json.loads(child.stdout.strip().splitlines()[-1])  # the child's last line is JSON
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="(default 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default 32)")
     parser.add_argument(
-        "--steps", type=_positive_int, default=200, help="training steps per side (default 200)"
+        "--steps", type=positive_int, default=200, help="training steps per side (default 200)"
     )
     parser.add_argument("--seed", type=int, default=0, help="(default 0)")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)  # the measured process

@@ -49,6 +49,7 @@ from timing import (  # noqa: E402
     machine_description,
     matmul_peak_gflops,
     median,
+    positive_int,
     seconds,
     take_turns,
     usable_cores,
@@ -594,18 +595,8 @@ def print_conv_stack(results: list[dict[str, Any]], peak_gflops: float, steps: i
 # --------------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _batch_sizes(text: str) -> list[int]:
-    sizes = [_positive_int(part) for part in text.split(",") if part.strip()]
+    sizes = [positive_int(part) for part in text.split(",") if part.strip()]
     if not sizes:
         raise argparse.ArgumentTypeError("give at least one batch size, e.g. 32,128")
     return list(dict.fromkeys(sizes))  # drop repeats, keep the order
@@ -651,33 +642,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         help="timed epochs (and inference passes) per side, taking turns (default 3)",
     )
     parser.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="quick run: time epochs of N steps (the first N * batch size training images) and "
         "scale them to the whole 55,000-image epoch (default: time whole epochs)",
     )
     parser.add_argument(
         "--warmup-steps",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         help="untimed training steps of a side right before each of its timed epochs, so that "
         "tracing and cold caches are never timed (default 20)",
     )
     parser.add_argument(
         "--memory-steps",
-        type=_positive_int,
+        type=positive_int,
         default=200,
         help="training steps of each memory-measuring process (default 200)",
     )
     parser.add_argument(
         "--conv-repeats",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         help="timed conv-stack steps per side and turn (default 20)",
     )
@@ -689,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--blas-threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="limit NumPy's BLAS to N threads in the timed processes (needs threadpoolctl; "
         "default: the BLAS's own choice, as the training program runs)",

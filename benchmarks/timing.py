@@ -3,6 +3,7 @@
 Only the standard library and NumPy; threadpoolctl (to name the BLAS) is used when installed.
 """
 
+import argparse
 import os
 import platform
 import statistics
@@ -134,3 +135,14 @@ def warm_up_image_count(batch_size: int, steps: int, available: int) -> int:
     the epoch's last, smaller batch, and that tracing must not fall in a timed epoch.
     """
     return min(available, steps * batch_size + max(1, batch_size // 2))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
