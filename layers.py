@@ -59,11 +59,12 @@ def conv2d_forward_loops(x: np.ndarray, filters: np.ndarray, padding: int = 0):
     return out, (x_padded, filters, padding)
 
 
-def conv2d_backward_loops(d_out: np.ndarray, cache):
+def conv2d_backward_loops(d_out: np.ndarray, cache, need_d_x: bool = True):
     """Gradients of the convolution. d_out: (N, F, Ho, Wo) -> (d_x (N, C, H, W), d_filters).
 
     Each output number used one window of x and one filter, so it sends its gradient back to both:
     d_filters[f] += d_out[n, f, i, j] * window, d_window += d_out[n, f, i, j] * filters[f].
+    ``need_d_x=False`` returns None for d_x (as the fast version does; here it is still computed).
     """
     x_padded, filters, padding = cache
     n_images, n_filters, out_height, out_width = d_out.shape
@@ -77,7 +78,7 @@ def conv2d_backward_loops(d_out: np.ndarray, cache):
                     window = x_padded[n, :, i : i + k, j : j + k]
                     d_filters[f] += d_out[n, f, i, j] * window
                     d_x_padded[n, :, i : i + k, j : j + k] += d_out[n, f, i, j] * filters[f]
-    return unpad_images(d_x_padded, padding), d_filters
+    return (unpad_images(d_x_padded, padding) if need_d_x else None), d_filters
 
 
 def maxpool2d_forward_loops(x: np.ndarray, size: int = 2, stride: int = 2):

@@ -173,14 +173,9 @@ class SimpleCNN:
         d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (n, 6, 14, 14)
         d_pooled1 = d_pool1 * self.relu_derivative(maps["pool1"])
         d_conv1 = pool_backward(d_pooled1, cache["pool1"])  # (n, 6, 28, 28)
-        _, d_conv1_filters = self._conv_backward_filters_only(d_conv1, cache["conv1"])
+        # Nobody learns the input image, so conv1's d_x is not needed.
+        _, d_conv1_filters = conv_backward(d_conv1, cache["conv1"], need_d_x=False)
         return d_conv1_filters, d_conv2_filters
-
-    def _conv_backward_filters_only(self, d_out: np.ndarray, cache):
-        """conv2d_backward without d_x where the implementation can skip it (the input image)."""
-        if self.impl == "fast":
-            return layers.conv2d_backward_fast(d_out, cache, need_d_x=False)
-        return self._layers["conv2d_backward"](d_out, cache)
 
     def _split_batch(self, x: np.ndarray) -> list[np.ndarray]:
         """Cut a batch into one part per thread, or leave it whole when it is too small to pay."""
