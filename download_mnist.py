@@ -43,6 +43,19 @@ ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# Fashion-MNIST's classes 0-9, in label order (MNIST's classes are the digits themselves).
+FASHION_LABELS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: (N,)
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
 _DOWNLOAD_CHUNK_BYTES = 1 << 16

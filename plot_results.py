@@ -489,7 +489,6 @@ def make_all_plots(
     # Imported here: they pull in TensorFlow, which a figure function alone does not need.
     import download_mnist
     import model_file
-    from predict_digit import FASHION_LABELS
 
     # Cheap checks first, so a typo fails before the model and the data are loaded.
     history = load_history(history_path) if history_path is not None else None
@@ -504,7 +503,7 @@ def make_all_plots(
         raise PlotError(
             f"sample index {sample_index} is outside the test set (0..{len(x_test) - 1})"
         )
-    class_names = FASHION_LABELS if dataset == "fashion" else None
+    class_names = download_mnist.FASHION_LABELS if dataset == "fashion" else None
     out_dir.mkdir(parents=True, exist_ok=True)
 
     if history is None and trained.history:

@@ -20,21 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from download_mnist import FASHION_LABELS
+
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
-FASHION_LABELS = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 class ImageError(ValueError):
