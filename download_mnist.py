@@ -558,10 +558,29 @@ def prepare_dataset(
     if not force and all(path.is_file() for path in npy_paths.values()):
         log(f"{spec.title}: the .npy files in {data_dir} already exist (--force rebuilds them)")
         return data_dir
+    created_dir = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"cannot create {data_dir}: {_reason(exc)}") from None
+    try:
+        _build_npy_files(spec, data_dir, npy_paths, mirrors, timeout_seconds, log)
+    except DatasetError:
+        if created_dir and not any(data_dir.iterdir()):
+            data_dir.rmdir()  # a failed first run leaves no empty folder behind
+        raise
+    return data_dir
+
+
+def _build_npy_files(
+    spec: DatasetSpec,
+    data_dir: Path,
+    npy_paths: dict[str, Path],
+    mirrors: Sequence[str],
+    timeout_seconds: float,
+    log: Callable[[str], object],
+) -> None:
+    """prepare_dataset's work: check or fetch each archive, then write the four .npy files."""
     all_mirrors = [_mirror_url(mirror) for mirror in (*mirrors, *spec.mirrors)]
     command = _rebuild_command(spec, data_dir)
 
@@ -590,7 +609,6 @@ def prepare_dataset(
     for name, path in npy_paths.items():
         _atomic_write(path, lambda file, array=arrays[name]: np.save(file, array))
         log(f"  wrote {path.name} {arrays[name].shape} uint8")
-    return data_dir
 
 
 def load_dataset(

@@ -431,6 +431,15 @@ def test_when_every_mirror_fails_the_error_names_each_and_nothing_changes(
     assert not (data_dir / first).exists() and not temp_files(data_dir)
 
 
+def test_a_failed_first_download_leaves_no_empty_folder(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    data_dir = tmp_path / "new" / "data"
+    with pytest.raises(DatasetError):
+        prepare_dataset(data_dir, tiny.spec, mirrors=[mirrors["missing"]], log=lambda line: None)
+    assert not data_dir.exists()
+
+
 @pytest.mark.parametrize("as_url", [False, True], ids=["folder", "file-url"])
 def test_a_local_folder_or_file_url_serves_as_a_mirror(
     tmp_path: Path, tiny: TinyDataset, as_url: bool
