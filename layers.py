@@ -271,3 +271,150 @@ def maxpool2d_backward_fast(d_out: np.ndarray, cache) -> np.ndarray:
             d_pixels += d_taken
         d_unclaimed -= d_taken  # a later tie for the maximum finds nothing left
     return d_x
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution followed by 2x2 max-pooling, in one step: what SimpleCNN trains with.
+#
+# Every convolution in SimpleCNN is pooled in 2x2 windows, stride 2. So instead of copying one
+# K x K window per output pixel (im2col) and pooling afterwards, copy one (K + 1) x (K + 1) patch
+# per *pooling window*: the patch holds the K x K windows of all four of the window's pixels.
+# A filter matrix holding each filter four times, shifted to the four positions inside the patch
+# (zeros elsewhere), turns each patch into its window's four convolution outputs at once.
+#
+# * The copy is (K + 1)^2 / (4 K^2) the size of im2col's, 36/100 for 5x5 filters: 2.8x less
+#   memory to write and read back, and memory traffic, not arithmetic, is what bounds these
+#   small layers.
+# * The four pixels of every pooling window come out of the matrix product as four separate
+#   blocks, one per window position, so pooling is an elementwise maximum of four blocks,
+#   forward and backward, with no strided access at all.
+# * The price: the shifted filters' zeros cost 1.44x the multiply-adds, which BLAS does at
+#   nearly full speed on the (4F, C (K + 1)^2) filter matrix, much squarer than im2col's (F, C K^2).
+# --------------------------------------------------------------------------------------------
+
+
+def pooling_patches(x_padded: np.ndarray, k: int) -> np.ndarray:
+    """Copy the (K + 1) x (K + 1) patch under every 2x2 pooling window into one column.
+
+    x_padded: (N, C, H, W), batch-last, with H - K + 1 and W - K + 1 (the convolution's output
+    size) even. Returns (C * (K + 1)^2, Ho/2 * Wo/2 * N): column (i, j, n) holds the patch
+    x_padded[n, :, 2i : 2i + K + 1, 2j : 2j + K + 1], ordered (c, a, b).
+    """
+    channels = x_padded.shape[1]
+    size = k + 1
+    # Every (K + 1) x (K + 1) window, then only those at even rows and columns: one per pooling
+    # window (a pooling window's top-left pixel is at (2i, 2j), and its patch starts there too).
+    windows = sliding_window_view(x_padded, (size, size), axis=(2, 3))[:, :, ::2, ::2]
+    return windows.transpose(1, 4, 5, 2, 3, 0).reshape(channels * size * size, -1)  # the copy
+
+
+def shifted_filters(filters: np.ndarray) -> np.ndarray:
+    """filters (F, C, K, K) -> (4F, C * (K + 1)^2): each filter at the four corners of a patch.
+
+    Row (f, u, v), for pooling-window position (u, v) in row-major order, holds filter f placed
+    at row u, column v of a (K + 1) x (K + 1) patch, zeros elsewhere: multiplied by a patch
+    column, it gives the convolution at pixel (u, v) of that patch's pooling window.
+    """
+    n_filters, channels, k, _ = filters.shape
+    shifted = np.zeros((n_filters, 2, 2, channels, k + 1, k + 1), dtype=filters.dtype)
+    for u in range(2):
+        for v in range(2):
+            shifted[:, u, v, :, u : u + k, v : v + k] = filters
+    return shifted.reshape(4 * n_filters, -1)
+
+
+def unshift_filter_gradient(d_shifted: np.ndarray, filters_shape: tuple) -> np.ndarray:
+    """The adjoint of shifted_filters: (4F, C * (K + 1)^2) -> (F, C, K, K).
+
+    Each filter was used four times, once per corner, so its gradient is the sum of the four.
+    """
+    n_filters, channels, k, _ = filters_shape
+    d_shifted = d_shifted.reshape(n_filters, 2, 2, channels, k + 1, k + 1)
+    return sum(d_shifted[:, u, v, :, u : u + k, v : v + k] for u in range(2) for v in range(2))
+
+
+def conv2d_maxpool2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: int = 0):
+    """Convolution, then 2x2 max-pooling with stride 2, as one matrix multiply and three maxima.
+
+    x: (N, C, H, W), filters: (F, C, K, K) with K odd, and the convolution's output size
+    H + 2p - K + 1 (and W's) even -> (N, F, Ho/2, Wo/2), stored batch-last.
+    Equal to maxpool2d_forward_fast(conv2d_forward_fast(x, filters, padding), 2, 2).
+    """
+    x_padded = batch_last(x, padding)
+    n_images, _, height, width = x_padded.shape
+    n_filters, _, k, _ = filters.shape
+    out_height, out_width = height - k + 1, width - k + 1
+    if k % 2 == 0 or out_height % 2 or out_width % 2:
+        raise ValueError(
+            f"conv2d_maxpool2d needs an odd filter size and an even convolution output, got "
+            f"{k}x{k} filters and a {out_height}x{out_width} output; use conv2d, then maxpool2d"
+        )
+    patches = pooling_patches(x_padded, k)  # (C (K + 1)^2, Ho/2 Wo/2 N)
+    weights = shifted_filters(filters)  # (4F, C (K + 1)^2)
+    # conv[f, u * 2 + v] holds the convolution at pixel (u, v) of every pooling window.
+    conv = (weights @ patches).reshape(n_filters, 4, -1)
+    pooled = conv[:, 0].copy()
+    for position in range(1, 4):
+        np.maximum(pooled, conv[:, position], out=pooled)
+    out = pooled.reshape(n_filters, out_height // 2, out_width // 2, n_images).transpose(3, 0, 1, 2)
+    return out, (x_padded.shape, patches, weights, conv, pooled, filters.shape, padding)
+
+
+def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):
+    """Gradients of conv2d_maxpool2d. d_out: (N, F, Ho/2, Wo/2) -> (d_x (N, C, H, W), d_filters).
+
+    Pooling first: each window's gradient goes to its first maximum (positions in row-major
+    order), as in maxpool2d_backward_fast. Then the convolution, as in conv2d_backward_fast with
+    patches for im2col's columns and the shifted filters for the filters.
+    """
+    x_padded_shape, patches, weights, conv, pooled, filters_shape, padding = cache
+    n_filters, channels, k, _ = filters_shape
+    d_conv = np.empty_like(conv)  # (F, 4, Ho/2 Wo/2 N)
+    d_unclaimed = d_out.transpose(1, 2, 3, 0).reshape(n_filters, -1).copy()
+    for position in range(4):
+        d_taken = np.multiply(d_unclaimed, conv[:, position] == pooled, out=d_conv[:, position])
+        d_unclaimed -= d_taken  # a later tie for the maximum finds nothing left
+    d_conv = d_conv.reshape(4 * n_filters, -1)
+    d_filters = unshift_filter_gradient(matmul_transposed_blocked(d_conv, patches), filters_shape)
+    if not need_d_x:
+        return None, d_filters
+    d_patches = weights.T @ d_conv  # (C (K + 1)^2, Ho/2 Wo/2 N)
+    d_x_padded = patches_to_image(d_patches, x_padded_shape, k)
+    return unpad_images(d_x_padded, padding), d_filters
+
+
+def patches_to_image(d_patches: np.ndarray, x_shape: tuple, k: int) -> np.ndarray:
+    """The adjoint of pooling_patches: add each patch's gradient back where it was copied from.
+
+    d_patches: (C * (K + 1)^2, Ho/2 * Wo/2 * N) -> d_x_padded of x_shape = (N, C, H, W),
+    batch-last. Patch (i, j) covers image rows 2i .. 2i + K and columns 2j .. 2j + K.
+    """
+    n_images, channels, height, width = x_shape
+    half = (k + 1) // 2  # K is odd, so a patch is 2 * half pixels wide
+    rows, cols = (height - k + 1) // 2, (width - k + 1) // 2  # pooling windows per column, row
+    # Patches overlap with a stride of 2, so work on the image's four "phases", the pixels at
+    # (even, even), (even, odd), (odd, even) and (odd, odd) rows and columns: patch pixel
+    # (2a + r, 2b + s) lands on pixel (2(i + a) + r, 2(j + b) + s), phase (r, s), at (i + a, j + b).
+    # One add per (a, b) then covers all four phases: 9 adds of long runs for 5x5 filters,
+    # instead of 36 adds of 2-pixel-strided ones.
+    d_patches = d_patches.reshape(channels, half, 2, half, 2, rows, cols, n_images)
+    d_phases = np.zeros((channels, 2, 2, height // 2, width // 2, n_images), d_patches.dtype)
+    for a in range(half):
+        for b in range(half):
+            d_phases[:, :, :, a : a + rows, b : b + cols] += d_patches[:, a, :, b, :]
+    # Interleave the phases back: d_x_padded[c, 2y + r, 2x + s] = d_phases[c, r, s, y, x].
+    d_x_padded = d_phases.transpose(0, 3, 1, 4, 2, 5).reshape(channels, height, width, n_images)
+    return d_x_padded.transpose(3, 0, 1, 2)
+
+
+def conv2d_maxpool2d_forward_loops(x: np.ndarray, filters: np.ndarray, padding: int = 0):
+    """Convolution, then 2x2 max-pooling with stride 2: the two reference layers in a row."""
+    conv, conv_cache = conv2d_forward_loops(x, filters, padding)
+    out, pool_cache = maxpool2d_forward_loops(conv, 2, 2)
+    return out, (conv_cache, pool_cache)
+
+
+def conv2d_maxpool2d_backward_loops(d_out: np.ndarray, cache, need_d_x: bool = True):
+    """Gradients of conv2d_maxpool2d_forward_loops: back through the pooling, then the conv."""
+    conv_cache, pool_cache = cache
+    return conv2d_backward_loops(maxpool2d_backward_loops(d_out, pool_cache), conv_cache, need_d_x)

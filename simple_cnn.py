@@ -32,12 +32,16 @@ IMPLEMENTATIONS = {
         "conv2d_backward": layers.conv2d_backward_loops,
         "maxpool2d": layers.maxpool2d_forward_loops,
         "maxpool2d_backward": layers.maxpool2d_backward_loops,
+        "conv2d_maxpool2d": layers.conv2d_maxpool2d_forward_loops,
+        "conv2d_maxpool2d_backward": layers.conv2d_maxpool2d_backward_loops,
     },
     "fast": {
         "conv2d": layers.conv2d_forward_fast,
         "conv2d_backward": layers.conv2d_backward_fast,
         "maxpool2d": layers.maxpool2d_forward_fast,
         "maxpool2d_backward": layers.maxpool2d_backward_fast,
+        "conv2d_maxpool2d": layers.conv2d_maxpool2d_forward_fast,
+        "conv2d_maxpool2d_backward": layers.conv2d_maxpool2d_backward_fast,
     },
 }
 
@@ -120,28 +124,24 @@ class SimpleCNN:
     def _forward_part(self, x: np.ndarray):
         """The network on one part of the batch: (features (n, 400), what backward needs).
 
+        Each convolution and the max-pooling after it run as one layer, conv2d_maxpool2d (see
+        layers.py: the fast version computes the convolution pooling window by pooling window).
+
         ReLU is applied after max-pooling rather than before: the two commute (both keep the
         larger of two numbers), so pool(relu(conv)) = relu(pool(conv)), and ReLU on the pooled
         map touches 4x fewer numbers, forward and backward. The gradients are the same too:
         each window's first maximum is the same pixel either way, and where the maximum is not
         positive, ReLU passes no gradient in either order.
         """
-        conv = self._layers["conv2d"]
-        pool = self._layers["maxpool2d"]
-        conv1, conv1_cache = conv(x, self.conv1_filters, self.CONV1_PADDING)  # (n, 6, 28, 28)
-        pooled1, pool1_cache = pool(conv1, self.POOL_SIZE, self.POOL_SIZE)  # (n, 6, 14, 14)
+        conv_pool = self._layers["conv2d_maxpool2d"]
+        pooled1, conv1_cache = conv_pool(
+            x, self.conv1_filters, self.CONV1_PADDING
+        )  # (n, 6, 14, 14)
         pool1 = self.relu(pooled1)  # = maxpool(relu(conv1))
-        conv2, conv2_cache = conv(pool1, self.conv2_filters, 0)  # (n, 16, 10, 10)
-        pooled2, pool2_cache = pool(conv2, self.POOL_SIZE, self.POOL_SIZE)  # (n, 16, 5, 5)
+        pooled2, conv2_cache = conv_pool(pool1, self.conv2_filters, 0)  # (n, 16, 5, 5)
         pool2 = self.relu(pooled2)  # = maxpool(relu(conv2))
         features = self.flatten(pool2)  # (n, 400)
-        cache = {
-            "conv1": conv1_cache,
-            "pool1": pool1_cache,
-            "conv2": conv2_cache,
-            "pool2": pool2_cache,
-            "maps": {"conv1": conv1, "pool1": pool1, "conv2": conv2, "pool2": pool2},
-        }
+        cache = {"conv1": conv1_cache, "pool1": pool1, "conv2": conv2_cache, "pool2": pool2}
         return features, cache
 
     def backward(self, d_out: np.ndarray, learning_rate: float = 0.001):
@@ -151,7 +151,7 @@ class SimpleCNN:
         ``filters -= learning_rate * gradient``; learning_rate=0 only computes the gradients.
         """
         d_out = self._check_d_out(d_out)
-        part_sizes = [len(cache["maps"]["pool2"]) for cache in self._caches]
+        part_sizes = [len(cache["pool2"]) for cache in self._caches]
         d_parts = np.split(d_out, np.cumsum(part_sizes)[:-1])
         gradients = self._map(self._backward_part, d_parts, self._caches)
         # The loss is a sum over images, so the filter gradient is the sum of the parts' gradients.
@@ -164,17 +164,14 @@ class SimpleCNN:
 
     def _backward_part(self, d_out: np.ndarray, cache: dict):
         """backward() for one part of the batch: d_out (n, 400) -> the two filter gradients."""
-        conv_backward = self._layers["conv2d_backward"]
-        pool_backward = self._layers["maxpool2d_backward"]
-        maps = cache["maps"]
-        d_pool2 = d_out.reshape(maps["pool2"].shape)  # undo flatten: (n, 16, 5, 5)
-        d_pooled2 = d_pool2 * self.relu_derivative(maps["pool2"])  # relu(p) > 0 exactly where p > 0
-        d_conv2 = pool_backward(d_pooled2, cache["pool2"])  # (n, 16, 10, 10)
-        d_pool1, d_conv2_filters = conv_backward(d_conv2, cache["conv2"])  # (n, 6, 14, 14)
-        d_pooled1 = d_pool1 * self.relu_derivative(maps["pool1"])
-        d_conv1 = pool_backward(d_pooled1, cache["pool1"])  # (n, 6, 28, 28)
+        conv_pool_backward = self._layers["conv2d_maxpool2d_backward"]
+        pool1, pool2 = cache["pool1"], cache["pool2"]
+        d_pool2 = d_out.reshape(pool2.shape)  # undo flatten: (n, 16, 5, 5)
+        d_pooled2 = d_pool2 * self.relu_derivative(pool2)  # relu(p) > 0 exactly where p > 0
+        d_pool1, d_conv2_filters = conv_pool_backward(d_pooled2, cache["conv2"])  # (n, 6, 14, 14)
+        d_pooled1 = d_pool1 * self.relu_derivative(pool1)
         # Nobody learns the input image, so conv1's d_x is not needed.
-        _, d_conv1_filters = conv_backward(d_conv1, cache["conv1"], need_d_x=False)
+        _, d_conv1_filters = conv_pool_backward(d_pooled1, cache["conv1"], need_d_x=False)
         return d_conv1_filters, d_conv2_filters
 
     def _split_batch(self, x: np.ndarray) -> list[np.ndarray]:
@@ -196,21 +193,31 @@ class SimpleCNN:
             if len(part_lists[0]) == 1:
                 return [function(*parts) for parts in zip(*part_lists, strict=True)]
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="simple_cnn")
-            return list(self._executor.map(function, *part_lists))
+                self._executor = ThreadPoolExecutor(
+                    self.threads - 1, thread_name_prefix="simple_cnn"
+                )
+            # The helper threads take all parts but the first, which this thread works on
+            # meanwhile: one thread fewer to wake up and to wait for.
+            first, *rest = zip(*part_lists, strict=True)
+            futures = [self._executor.submit(function, *parts) for parts in rest]
+            return [function(*first)] + [future.result() for future in futures]
 
     def feature_maps(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output for x (N, 1, 28, 28) or (1, 28, 28), for looking at.
 
         Returns a dict with keys conv1, relu1, pool1 (N, 6, ...), conv2, relu2, pool2 (N, 16, ...).
+        The layers run one by one, in the textbook order (conv, ReLU, pool); forward() gets the
+        same pool2, flattened, by a faster route.
         """
-        self.forward(x)
-        kept = {
-            name: np.concatenate([cache["maps"][name] for cache in self._caches])
-            for name in ("conv1", "pool1", "conv2", "pool2")
-        }
-        relus = {"relu1": self.relu(kept["conv1"]), "relu2": self.relu(kept["conv2"])}
-        return {name: {**kept, **relus}[name] for name in self.FEATURE_MAP_NAMES}
+        x = self._check_input(x)
+        conv, pool, size = self._layers["conv2d"], self._layers["maxpool2d"], self.POOL_SIZE
+        maps = {"conv1": conv(x, self.conv1_filters, self.CONV1_PADDING)[0]}
+        maps["relu1"] = self.relu(maps["conv1"])
+        maps["pool1"] = pool(maps["relu1"], size, size)[0]
+        maps["conv2"] = conv(maps["pool1"], self.conv2_filters, 0)[0]
+        maps["relu2"] = self.relu(maps["conv2"])
+        maps["pool2"] = pool(maps["relu2"], size, size)[0]
+        return maps
 
     # ----------------------------------------------------------------------------------------
     # The layers, usable on their own: any batch size, channel count, image and filter size.
@@ -307,7 +314,7 @@ class SimpleCNN:
     def _check_d_out(self, d_out) -> np.ndarray:
         if not self._caches:
             raise ValueError("backward() called before forward(); run forward(x) on a batch first")
-        expected = (sum(len(c["maps"]["pool2"]) for c in self._caches), self.NUM_FEATURES)
+        expected = (sum(len(c["pool2"]) for c in self._caches), self.NUM_FEATURES)
         return self._check_gradient(d_out, expected, "d_out")
 
     def _check_gradient(self, d_out, expected_shape: tuple, name: str) -> np.ndarray:
