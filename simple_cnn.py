@@ -10,6 +10,7 @@ version of each); this class checks its inputs, keeps what the backward pass nee
 the layers. It imports only NumPy (and threadpoolctl, a small pure-Python package).
 """
 
+import ctypes
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,28 @@ import layers
 def _blas_controller() -> ThreadpoolController:
     """The handle on NumPy's BLAS thread pool (looked up once: the lookup takes a while)."""
     return ThreadpoolController()
+
+
+@functools.cache
+def keep_freed_memory_for_reuse() -> bool:
+    """Make glibc's malloc keep freed memory for the next step instead of returning it to the OS.
+
+    Every training step allocates and frees the same few megabytes of arrays. By default glibc
+    adapts its thresholds as it goes and, depending on the order of earlier allocations, ends up
+    handing large freed blocks back to the operating system each step; the next step then
+    page-faults them in again, zero-filled, page by page. Whole runs came out 15-25% slower
+    that way, at random (measured: 0.3-1.1 million page faults in 600 steps instead of 15
+    thousand). Fixing the two thresholds ends it. Affects the whole process, harmlessly: freed
+    memory is kept for reuse. Returns False, doing nothing, where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # the option numbers in glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # blocks up to 32 MB (the most allowed) from heap
+    libc.mallopt(m_trim_threshold, 256 * 2**20)  # keep up to 256 MB of freed heap for reuse
+    return True
 
 
 IMPLEMENTATIONS = {
@@ -55,7 +78,8 @@ class SimpleCNN:
         Seed for the He-initialised filters: the same seed gives the same filters.
     impl : {"fast", "loops"}
         "fast" (vectorised NumPy, the default) or "loops" (readable nested loops, very slow).
-        Both compute the same numbers up to floating-point rounding.
+        Both compute the same numbers up to floating-point rounding. "fast" also calls
+        keep_freed_memory_for_reuse() (once per process; see there).
     dtype : numpy float type
         float32 (the default, fast) or float64 (for gradient checks).
     threads : int or None
@@ -93,6 +117,8 @@ class SimpleCNN:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.impl = impl
         self._layers = IMPLEMENTATIONS[impl]
+        if impl == "fast":
+            keep_freed_memory_for_reuse()
         rng = np.random.default_rng(seed)
         self.conv1_filters = self._he_normal(rng, self.CONV1_SHAPE)
         self.conv2_filters = self._he_normal(rng, self.CONV2_SHAPE)

@@ -19,6 +19,7 @@ from gradcheck import numerical_gradient, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import layers
 from simple_cnn import SimpleCNN
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -462,6 +463,108 @@ def test_maxpool2d_loops_matches_fast(fast64, loops64, case):
         fast64.maxpool2d_backward(d_out, x, size, stride),
         rtol=1e-12,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# conv2d_maxpool2d: the fused convolution + 2x2 max-pooling that forward() trains with.
+
+
+@st.composite
+def conv_pool_cases(draw, values: str):
+    """(x, filters, padding, d_out) for the fused layer: odd K, even convolution output.
+
+    values="distinct": normal floats (safe for finite differences); values="integers": small
+    integer images and filters, so pooling windows are full of tied convolution outputs.
+    """
+    n, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    k, padding = draw(st.sampled_from([1, 3, 5])), draw(st.integers(0, 2))
+    out_h, out_w = 2 * draw(st.integers(1, 4)), 2 * draw(st.integers(1, 4))
+    h, w = out_h + k - 1 - 2 * padding, out_w + k - 1 - 2 * padding
+    if h < 1 or w < 1:
+        padding, h, w = 0, out_h + k - 1, out_w + k - 1
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if values == "distinct":
+        x, filters = rng.normal(size=(n, c, h, w)), rng.normal(size=(f, c, k, k))
+    else:
+        x = rng.integers(0, 2, size=(n, c, h, w)).astype(np.float64)
+        filters = rng.integers(-1, 2, size=(f, c, k, k)).astype(np.float64)
+    d_out = rng.normal(size=(n, f, out_h // 2, out_w // 2))
+    return x, filters, padding, d_out
+
+
+@HYPOTHESIS
+@given(case=conv_pool_cases(values="integers"))
+def test_fused_conv2d_maxpool2d_equals_conv2d_then_maxpool2d_ties_included(case):
+    x, filters, padding, d_out = case
+    conv, conv_cache = layers.conv2d_forward_fast(x, filters, padding)
+    pooled, pool_cache = layers.maxpool2d_forward_fast(conv, 2, 2)
+    d_x, d_filters = layers.conv2d_backward_fast(
+        layers.maxpool2d_backward_fast(d_out, pool_cache), conv_cache
+    )
+
+    fused, fused_cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    fused_d_x, fused_d_filters = layers.conv2d_maxpool2d_backward_fast(d_out, fused_cache)
+
+    np.testing.assert_array_equal(fused, pooled)  # integers: exact, ties and all
+    np.testing.assert_allclose(fused_d_x, d_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused_d_filters, d_filters, rtol=1e-12, atol=1e-12)
+    loops, loops_cache = layers.conv2d_maxpool2d_forward_loops(x, filters, padding)
+    np.testing.assert_array_equal(loops, fused)
+    for loops_grad, fused_grad in zip(
+        layers.conv2d_maxpool2d_backward_loops(d_out, loops_cache),
+        (fused_d_x, fused_d_filters),
+        strict=True,
+    ):
+        np.testing.assert_allclose(loops_grad, fused_grad, rtol=1e-12, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(case=conv_pool_cases(values="distinct"))
+def test_fused_conv2d_maxpool2d_backward_matches_finite_differences(case):
+    x, filters, padding, d_out = case
+    _, cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    d_x, d_filters = layers.conv2d_maxpool2d_backward_fast(d_out, cache)
+    _, d_filters_only = layers.conv2d_maxpool2d_backward_fast(d_out, cache, need_d_x=False)
+
+    def loss() -> float:
+        return float(np.sum(layers.conv2d_maxpool2d_forward_fast(x, filters, padding)[0] * d_out))
+
+    assert rel_error(d_x, numerical_gradient(loss, x)) < 1e-6
+    assert rel_error(d_filters, numerical_gradient(loss, filters)) < 1e-6
+    np.testing.assert_array_equal(d_filters_only, d_filters)
+
+
+@pytest.mark.parametrize(
+    "x_shape, filters_shape, padding",
+    [
+        ((1, 1, 8, 8), (2, 1, 4, 4), 0),
+        ((1, 1, 9, 9), (2, 1, 3, 3), 0),
+        ((1, 2, 6, 7), (1, 2, 3, 3), 1),
+    ],
+)
+def test_fused_conv2d_maxpool2d_rejects_shapes_it_cannot_tile(x_shape, filters_shape, padding):
+    x, filters = np.zeros(x_shape), np.zeros(filters_shape)
+    with pytest.raises(ValueError) as excinfo:
+        layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    assert "conv2d,thenmaxpool2d" in one_line_message(excinfo)
+
+
+def test_fast_impl_keeps_freed_memory_for_reuse():
+    # In a fresh process: an 8 MB array, freed and allocated again, comes back from malloc's
+    # heap without page faults. glibc's defaults hand it back to the OS instead (~500 faults here).
+    code = """if True:
+        import resource, numpy as np, simple_cnn
+        simple_cnn.SimpleCNN()
+        np.ones(2 * 2**20, np.float32)  # allocated, touched, freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        np.ones(2 * 2**20, np.float32)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 100, f"{result.stdout.strip()} page faults for a reused 8 MB array"
 
 
 @pytest.mark.parametrize("impl", ["fast", "loops"])
