@@ -368,18 +368,22 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
     patches for im2col's columns and the shifted filters for the filters.
     """
     x_padded_shape, patches, weights, conv, pooled, filters_shape, padding = cache
-    n_filters, channels, k, _ = filters_shape
-    d_conv = np.empty_like(conv)  # (F, 4, Ho/2 Wo/2 N)
+    n_filters = filters_shape[0]
+    is_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N): every maximum, ties included
+    d_conv = np.empty_like(conv)
     d_unclaimed = d_out.transpose(1, 2, 3, 0).reshape(n_filters, -1).copy()
     for position in range(4):
-        d_taken = np.multiply(d_unclaimed, conv[:, position] == pooled, out=d_conv[:, position])
+        d_taken = np.multiply(d_unclaimed, is_max[:, position], out=d_conv[:, position])
         d_unclaimed -= d_taken  # a later tie for the maximum finds nothing left
     d_conv = d_conv.reshape(4 * n_filters, -1)
-    d_filters = unshift_filter_gradient(matmul_transposed_blocked(d_conv, patches), filters_shape)
+    # d_weights = d_conv @ patches.T, computed as (patches @ d_conv.T).T: with the tall operand
+    # first OpenBLAS is faster here (measured: 0.35 against 0.39 ms for conv1, 64 images).
+    d_weights = (patches @ d_conv.T).T  # (4F, C (K + 1)^2)
+    d_filters = unshift_filter_gradient(d_weights, filters_shape)
     if not need_d_x:
         return None, d_filters
     d_patches = weights.T @ d_conv  # (C (K + 1)^2, Ho/2 Wo/2 N)
-    d_x_padded = patches_to_image(d_patches, x_padded_shape, k)
+    d_x_padded = patches_to_image(d_patches, x_padded_shape, filters_shape[2])
     return unpad_images(d_x_padded, padding), d_filters
 
 

@@ -194,9 +194,9 @@ def test_bad_thread_counts_are_rejected(threads):
     assert "threads" in one_line_message(excinfo)
 
 
-@pytest.mark.parametrize("batch_size", [32, 75])
+@pytest.mark.parametrize("batch_size", [64, 101])
 def test_splitting_the_batch_across_threads_changes_nothing(batch_size):
-    # 32 and 75 images are cut into parts (16 images at least each), 75 into unequal ones.
+    # 64 and 101 images are cut into parts (32 images at least each), 101 into unequal ones.
     rng = np.random.default_rng(7)
     x = rng.random((batch_size, 1, 28, 28))
     d_out = rng.standard_normal((batch_size, 400))
@@ -206,9 +206,6 @@ def test_splitting_the_batch_across_threads_changes_nothing(batch_size):
     np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=0, atol=1e-12)
     for d_split, d_whole in zip(split.backward(d_out, 0), whole.backward(d_out, 0), strict=True):
         assert rel_error(d_split, d_whole) < 1e-12
-    maps_split, maps_whole = split.feature_maps(x), whole.feature_maps(x)
-    for name, value in maps_whole.items():
-        np.testing.assert_allclose(maps_split[name], value, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
