@@ -357,7 +357,10 @@ def conv2d_maxpool2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: i
     for position in range(1, 4):
         np.maximum(pooled, conv[:, position], out=pooled)
     out = pooled.reshape(n_filters, out_height // 2, out_width // 2, n_images).transpose(3, 0, 1, 2)
-    return out, (x_padded.shape, patches, weights, conv, pooled, filters.shape, padding)
+    # Where each window's maxima are is all the backward pass needs of conv: found now, while
+    # conv is still in the CPU's cache, and kept as booleans, a quarter of conv's size.
+    is_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N), ties included
+    return out, (x_padded.shape, patches, weights, is_max, filters.shape, padding)
 
 
 def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):
@@ -367,10 +370,9 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
     order), as in maxpool2d_backward_fast. Then the convolution, as in conv2d_backward_fast with
     patches for im2col's columns and the shifted filters for the filters.
     """
-    x_padded_shape, patches, weights, conv, pooled, filters_shape, padding = cache
+    x_padded_shape, patches, weights, is_max, filters_shape, padding = cache
     n_filters = filters_shape[0]
-    is_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N): every maximum, ties included
-    d_conv = np.empty_like(conv)
+    d_conv = np.empty(is_max.shape, dtype=d_out.dtype)
     d_unclaimed = d_out.transpose(1, 2, 3, 0).reshape(n_filters, -1).copy()
     for position in range(4):
         d_taken = np.multiply(d_unclaimed, is_max[:, position], out=d_conv[:, position])
