@@ -355,10 +355,15 @@ def conv2d_maxpool2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: i
     conv = (weights @ patches).reshape(n_filters, 4, -1)
     pooled = conv.max(axis=1)  # (F, Ho/2 Wo/2 N): the maximum of each window's four pixels
     out = pooled.reshape(n_filters, out_height // 2, out_width // 2, n_images).transpose(3, 0, 1, 2)
-    # Where each window's maxima are is all the backward pass needs of conv: found now, while
-    # conv is still in the CPU's cache, and kept as booleans, a quarter of conv's size.
-    is_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N), ties included
-    return out, (x_padded.shape, patches, weights, is_max, filters.shape, padding)
+    # Which pixel of each window is its first maximum is all the backward pass needs of conv:
+    # found now, while conv is still in the CPU's cache, and kept as booleans, 1/4 of its size.
+    is_first_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N), every tie so far
+    seen = is_first_max[:, 0].copy()  # windows whose maximum has been met at an earlier position
+    for position in range(1, 4):
+        # a > b on booleans is "a and not b": a later tie for the maximum is not the first.
+        np.greater(is_first_max[:, position], seen, out=is_first_max[:, position])
+        seen |= is_first_max[:, position]
+    return out, (x_padded.shape, patches, weights, is_first_max, filters.shape, padding)
 
 
 def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):
@@ -368,14 +373,11 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
     order), as in maxpool2d_backward_fast. Then the convolution, as in conv2d_backward_fast with
     patches for im2col's columns and the shifted filters for the filters.
     """
-    x_padded_shape, patches, weights, is_max, filters_shape, padding = cache
+    x_padded_shape, patches, weights, is_first_max, filters_shape, padding = cache
     n_filters = filters_shape[0]
-    d_conv = np.empty(is_max.shape, dtype=d_out.dtype)
-    d_unclaimed = d_out.transpose(1, 2, 3, 0).reshape(n_filters, -1).copy()
-    for position in range(4):
-        d_taken = np.multiply(d_unclaimed, is_max[:, position], out=d_conv[:, position])
-        d_unclaimed -= d_taken  # a later tie for the maximum finds nothing left
-    d_conv = d_conv.reshape(4 * n_filters, -1)
+    d_pooled = d_out.transpose(1, 2, 3, 0).reshape(n_filters, 1, -1)  # (F, 1, Ho/2 Wo/2 N)
+    # Each window's gradient goes to its first maximum, nothing to its other pixels.
+    d_conv = (d_pooled * is_first_max).reshape(4 * n_filters, -1)  # (4F, Ho/2 Wo/2 N)
     # d_weights = d_conv @ patches.T, computed as (patches @ d_conv.T).T: with the tall operand
     # first OpenBLAS is faster here (measured: 0.35 against 0.39 ms for conv1, 64 images).
     d_weights = (patches @ d_conv.T).T  # (4F, C (K + 1)^2)

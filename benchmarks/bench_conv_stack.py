@@ -77,42 +77,43 @@ def layer_steps(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> dict[str, C
     """Each layer of the fast network, forward and backward, on the network's own shapes.
 
     Calls the functions in layers.py that SimpleCNN.forward/backward chain, with the same caches,
-    so the parts add up to the network (minus input checks and bookkeeping).
+    so the parts add up to the network (minus input checks, threads and bookkeeping). Names that
+    start with "  of which" time one piece of the layer above them and are not in the sum.
     """
-    conv1, conv1_cache = layers.conv2d_forward_fast(x, cnn.conv1_filters, 2)
-    relu1 = cnn.relu(conv1)
-    pool1, pool1_cache = layers.maxpool2d_forward_fast(relu1, 2, 2)
-    conv2, conv2_cache = layers.conv2d_forward_fast(pool1, cnn.conv2_filters, 0)
-    relu2 = cnn.relu(conv2)
-    pool2, pool2_cache = layers.maxpool2d_forward_fast(relu2, 2, 2)
+    conv_pool, conv_pool_backward = (
+        layers.conv2d_maxpool2d_forward_fast,
+        layers.conv2d_maxpool2d_backward_fast,
+    )
+    pooled1, cache1 = conv_pool(x, cnn.conv1_filters, 2)
+    pool1 = cnn.relu(pooled1)
+    pooled2, cache2 = conv_pool(pool1, cnn.conv2_filters, 0)
+    pool2 = cnn.relu(pooled2)
     d_pool2 = d_out.reshape(pool2.shape)
-    d_relu2 = layers.maxpool2d_backward_fast(d_pool2, pool2_cache)
-    d_conv2 = d_relu2 * cnn.relu_derivative(conv2)
-    d_pool1, _ = layers.conv2d_backward_fast(d_conv2, conv2_cache)
-    d_relu1 = layers.maxpool2d_backward_fast(d_pool1, pool1_cache)
-    d_conv1 = d_relu1 * cnn.relu_derivative(conv1)
+    d_pooled2 = d_pool2 * cnn.relu_derivative(pool2)
+    d_pool1, _ = conv_pool_backward(d_pooled2, cache2)
+    d_pooled1 = d_pool1 * cnn.relu_derivative(pool1)
+    x_padded = layers.batch_last(x, 2)
+    d_conv2 = np.ones((4 * 16, pool2.size // 16), dtype=x.dtype)  # the shape conv2's backward uses
+    d_patches2 = cache2[2].T @ d_conv2
     return {
-        "conv1 forward (pad 2, 1->6, 28x28)": lambda: layers.conv2d_forward_fast(
+        "conv1 + pool1 forward (pad 2, 1->6, 28x28 -> 14x14)": lambda: conv_pool(
             x, cnn.conv1_filters, 2
         ),
-        "relu1 forward": lambda: cnn.relu(conv1),
-        "pool1 forward (6x28x28 -> 14x14)": lambda: layers.maxpool2d_forward_fast(relu1, 2, 2),
-        "conv2 forward (6->16, 14x14 -> 10x10)": lambda: layers.conv2d_forward_fast(
+        "  of which: copying its 6x6 pooling patches": lambda: layers.pooling_patches(x_padded, 5),
+        "relu1 forward": lambda: cnn.relu(pooled1),
+        "conv2 + pool2 forward (6->16, 14x14 -> 5x5)": lambda: conv_pool(
             pool1, cnn.conv2_filters, 0
         ),
-        "relu2 forward": lambda: cnn.relu(conv2),
-        "pool2 forward (16x10x10 -> 5x5)": lambda: layers.maxpool2d_forward_fast(relu2, 2, 2),
+        "  of which: copying its 6x6x6 pooling patches": lambda: layers.pooling_patches(pool1, 5),
+        "relu2 forward": lambda: cnn.relu(pooled2),
         "flatten": lambda: cnn.flatten(pool2),
-        "pool2 backward": lambda: layers.maxpool2d_backward_fast(d_pool2, pool2_cache),
-        "relu2 backward": lambda: d_relu2 * cnn.relu_derivative(conv2),
-        "conv2 backward (d_x and d_filters)": lambda: layers.conv2d_backward_fast(
-            d_conv2, conv2_cache
-        ),
-        "pool1 backward": lambda: layers.maxpool2d_backward_fast(d_pool1, pool1_cache),
-        "relu1 backward": lambda: d_relu1 * cnn.relu_derivative(conv1),
+        "relu2 backward": lambda: d_pool2 * cnn.relu_derivative(pool2),
+        "conv2 + pool2 backward (d_x and d_filters)": lambda: conv_pool_backward(d_pooled2, cache2),
+        "  of which: patches_to_image": lambda: layers.patches_to_image(d_patches2, pool1.shape, 5),
+        "relu1 backward": lambda: d_pool1 * cnn.relu_derivative(pool1),
         # The network never needs the gradient of the input image.
-        "conv1 backward (d_filters only)": lambda: layers.conv2d_backward_fast(
-            d_conv1, conv1_cache, need_d_x=False
+        "conv1 + pool1 backward (d_filters only)": lambda: conv_pool_backward(
+            d_pooled1, cache1, need_d_x=False
         ),
     }
 
@@ -200,11 +201,13 @@ def main() -> None:
         name: statistics.median(seconds(step) for _ in range(args.repeats))
         for name, step in layer_steps(fast, x, d_out).items()
     }
-    total = sum(layer_seconds.values())
+    total = sum(t for name, t in layer_seconds.items() if not name.startswith("  of which"))
     for name, t in layer_seconds.items():
-        print(f"  {name:<40}{t * 1e3:>9.2f} ms{100 * t / total:>6.1f}%")
-    print(f"  {'sum of layers':<40}{total * 1e3:>9.2f} ms")
-    print(f"  {'whole network step (above)':<40}{batch_seconds['fast'] * 1e3:>9.2f} ms")
+        print(f"  {name:<52}{t * 1e3:>9.2f} ms{100 * t / total:>6.1f}%")
+    print(f"  {'sum of layers':<52}{total * 1e3:>9.2f} ms")
+    print(f"  {'whole network step (above)':<52}{batch_seconds['fast'] * 1e3:>9.2f} ms")
+    print("  (the layers run on the whole batch in one thread; the network step splits the batch")
+    print(f"  across up to {fast.threads} threads)")
 
 
 if __name__ == "__main__":
