@@ -3,7 +3,12 @@
 * ``*_loops``: the textbook definition as nested Python loops. Slow, but you can check every
   index by hand. This is the reference.
 * ``*_fast``: the same arithmetic rearranged so NumPy does it in a few large operations
-  (im2col + one matrix multiply for convolution, a window view for pooling). This is what trains.
+  (im2col + one matrix multiply for convolution, a running maximum for pooling).
+
+A third pair, ``conv2d_maxpool2d_*``, is a convolution followed by 2x2 max-pooling as one layer:
+the loops version simply chains the two reference layers; the fast version computes the
+convolution one pooling window at a time, which is what SimpleCNN trains with (see the section
+at the end of this file).
 
 Every layer is a pair ``forward(x, ...) -> (out, cache)`` / ``backward(d_out, cache) -> grads``:
 the forward pass keeps in ``cache`` exactly what the backward pass needs. Shapes follow NumPy's

@@ -297,7 +297,7 @@ def load_model(path: str | os.PathLike, impl: str = "fast") -> TrainedModel:
 
 
 def predict_logits(
-    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 256
+    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 512
 ) -> np.ndarray:
     """Logits for uint8 images, computed batch by batch to keep memory small.
 
@@ -321,7 +321,7 @@ def predict_logits(
 
 
 def predict_proba(
-    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 256
+    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 512
 ) -> np.ndarray:
     """Class probabilities (N, 10) for uint8 images (N, 28, 28); each row sums to 1."""
     logits = predict_logits(cnn, head, images, batch_size)

@@ -54,7 +54,7 @@ from simple_cnn import SimpleCNN
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
-EVAL_BATCH_SIZE = 256  # larger batches are slower: their im2col buffers outgrow the cache
+EVAL_BATCH_SIZE = 512  # measured: 128 -> 32k, 256 -> 45k, 512 -> 50k, 1000 -> 50k images/s
 # The settings that define a run: a resumed run takes them from the model file, and may not
 # change them, or it would not reach what an uninterrupted run reaches.
 RUN_DEFAULTS: dict[str, Any] = {

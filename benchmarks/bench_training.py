@@ -14,7 +14,7 @@ Sections (all by default; --sections picks some):
 
 1. training: seconds per epoch over the 55,000 training images, at each --batch-sizes, and the
    ratio from-scratch / Keras (the goal: at most 1.0 at the driver's default batch size);
-2. inference: images per second over the 10,000 test images, batches of 1,000;
+2. inference: images per second over the 10,000 test images, in the program's evaluation batches;
 3. memory: peak resident memory of a training run, each side in a fresh process;
 4. conv: GFLOP/s of the NumPy conv stack (forward + backward) against this machine's float32
    matrix-multiply peak, with TensorFlow's conv stack for comparison.
