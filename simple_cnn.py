@@ -100,7 +100,6 @@ class SimpleCNN:
     CONV2_SHAPE = (16, 6, 5, 5)
     POOL_SIZE = 2
     NUM_FEATURES = 400
-    FEATURE_MAP_NAMES = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
     MIN_IMAGES_PER_THREAD = 32  # with fewer, sharing Python's lock costs more than a thread saves
 
     def __init__(
@@ -160,9 +159,8 @@ class SimpleCNN:
         positive, ReLU passes no gradient in either order.
         """
         conv_pool = self._layers["conv2d_maxpool2d"]
-        pooled1, conv1_cache = conv_pool(
-            x, self.conv1_filters, self.CONV1_PADDING
-        )  # (n, 6, 14, 14)
+        # conv1 + max-pool: (n, 6, 14, 14)
+        pooled1, conv1_cache = conv_pool(x, self.conv1_filters, self.CONV1_PADDING)
         pool1 = self.relu(pooled1)  # = maxpool(relu(conv1))
         pooled2, conv2_cache = conv_pool(pool1, self.conv2_filters, 0)  # (n, 16, 5, 5)
         pool2 = self.relu(pooled2)  # = maxpool(relu(conv2))
@@ -216,15 +214,13 @@ class SimpleCNN:
         if self.threads == 1:
             return [function(*parts) for parts in zip(*part_lists, strict=True)]
         with _blas_controller().limit(limits=1, user_api="blas"):
-            if len(part_lists[0]) == 1:
-                return [function(*parts) for parts in zip(*part_lists, strict=True)]
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.threads - 1, thread_name_prefix="simple_cnn"
-                )
             # The helper threads take all parts but the first, which this thread works on
             # meanwhile: one thread fewer to wake up and to wait for.
             first, *rest = zip(*part_lists, strict=True)
+            if rest and self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.threads - 1, thread_name_prefix="simple_cnn"
+                )
             futures = [self._executor.submit(function, *parts) for parts in rest]
             return [function(*first)] + [future.result() for future in futures]
 

@@ -93,8 +93,9 @@ def layer_steps(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> dict[str, C
     d_pool1, _ = conv_pool_backward(d_pooled2, cache2)
     d_pooled1 = d_pool1 * cnn.relu_derivative(pool1)
     x_padded = layers.batch_last(x, 2)
-    d_conv2 = np.ones((4 * 16, pool2.size // 16), dtype=x.dtype)  # the shape conv2's backward uses
-    d_patches2 = cache2[2].T @ d_conv2
+    weights2 = layers.shifted_filters(cnn.conv2_filters)  # (4F, C (K + 1)^2)
+    d_conv2 = np.ones((len(weights2), pool2.size // 16), dtype=x.dtype)  # conv2's d_conv's shape
+    d_patches2 = weights2.T @ d_conv2
     return {
         "conv1 + pool1 forward (pad 2, 1->6, 28x28 -> 14x14)": lambda: conv_pool(
             x, cnn.conv1_filters, 2
