@@ -8,7 +8,8 @@
 A third pair, ``conv2d_maxpool2d_*``, is a convolution followed by 2x2 max-pooling as one layer:
 the loops version simply chains the two reference layers; the fast version computes the
 convolution one pooling window at a time, which is what SimpleCNN trains with (see the section
-at the end of this file).
+at the end of this file). It needs an odd filter size; for an even one, SimpleCNN takes the
+``*_unfused`` pair, the two fast layers in a row.
 
 Every layer is a pair ``forward(x, ...) -> (out, cache)`` / ``backward(d_out, cache) -> grads``:
 the forward pass keeps in ``cache`` exactly what the backward pass needs. Shapes follow NumPy's
@@ -338,28 +339,42 @@ def unshift_filter_gradient(d_shifted: np.ndarray, filters_shape: tuple) -> np.n
     return sum(d_shifted[:, u, v, :, u : u + k, v : v + k] for u in range(2) for v in range(2))
 
 
-def conv2d_maxpool2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: int = 0):
+def conv2d_maxpool2d_forward_fast(
+    x: np.ndarray, filters: np.ndarray, padding: int = 0, need_cache: bool = True
+):
     """Convolution, then 2x2 max-pooling with stride 2, as one matrix multiply and one maximum.
 
-    x: (N, C, H, W), filters: (F, C, K, K) with K odd, and the convolution's output size
-    H + 2p - K + 1 (and W's) even -> (N, F, Ho/2, Wo/2), stored batch-last.
-    Equal to maxpool2d_forward_fast(conv2d_forward_fast(x, filters, padding), 2, 2).
+    x: (N, C, H, W), filters: (F, C, K, K) with K odd -> (N, F, Ho // 2, Wo // 2), stored
+    batch-last, where Ho = H + 2p - K + 1 (likewise Wo). Equal to
+    maxpool2d_forward_fast(conv2d_forward_fast(x, filters, padding), 2, 2). ``need_cache=False``
+    keeps nothing for the backward pass (inference) and returns None for the cache.
     """
+    n_filters, _, k, _ = filters.shape
+    if k % 2 == 0:
+        raise ValueError(
+            f"conv2d_maxpool2d needs an odd filter size (its patches are K + 1 pixels wide, "
+            f"cut in halves), got {k}x{k} filters; use conv2d, then maxpool2d"
+        )
     x_padded = batch_last(x, padding)
     n_images, _, height, width = x_padded.shape
-    n_filters, _, k, _ = filters.shape
     out_height, out_width = height - k + 1, width - k + 1
-    if k % 2 == 0 or out_height % 2 or out_width % 2:
+    if out_height < 2 or out_width < 2:
         raise ValueError(
-            f"conv2d_maxpool2d needs an odd filter size and an even convolution output, got "
-            f"{k}x{k} filters and a {out_height}x{out_width} output; use conv2d, then maxpool2d"
+            f"a {k}x{k} convolution of x {x.shape} padded by {padding} gives "
+            f"{out_height}x{out_width}, smaller than the 2x2 pooling window"
         )
-    patches = pooling_patches(x_padded, k)  # (C (K + 1)^2, Ho/2 Wo/2 N)
+    # An odd output row or column has no pooling window (it is dropped, as TensorFlow's "valid"
+    # pooling drops it), so the input pixels only it would read are cut off here: the rest is
+    # even, K being odd, and its gradient is zero (see the backward pass).
+    used = x_padded[:, :, : out_height // 2 * 2 + k - 1, : out_width // 2 * 2 + k - 1]
+    patches = pooling_patches(used, k)  # (C (K + 1)^2, Ho/2 Wo/2 N)
     weights = shifted_filters(filters)  # (4F, C (K + 1)^2)
     # conv[f, u * 2 + v] holds the convolution at pixel (u, v) of every pooling window.
     conv = (weights @ patches).reshape(n_filters, 4, -1)
     pooled = conv.max(axis=1)  # (F, Ho/2 Wo/2 N): the maximum of each window's four pixels
     out = pooled.reshape(n_filters, out_height // 2, out_width // 2, n_images).transpose(3, 0, 1, 2)
+    if not need_cache:
+        return out, None
     # Which pixel of each window is its first maximum is all the backward pass needs of conv:
     # found now, while conv is still in the CPU's cache, and kept as booleans, 1/4 of its size.
     is_first_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N), every tie so far
@@ -368,7 +383,7 @@ def conv2d_maxpool2d_forward_fast(x: np.ndarray, filters: np.ndarray, padding: i
         # a > b on booleans is "a and not b": a later tie for the maximum is not the first.
         np.greater(is_first_max[:, position], seen, out=is_first_max[:, position])
         seen |= is_first_max[:, position]
-    return out, (x_padded.shape, patches, weights, is_first_max, filters.shape, padding)
+    return out, (x_padded.shape, used.shape, patches, weights, is_first_max, filters.shape, padding)
 
 
 def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):
@@ -378,7 +393,7 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
     order), as in maxpool2d_backward_fast. Then the convolution, as in conv2d_backward_fast with
     patches for im2col's columns and the shifted filters for the filters.
     """
-    x_padded_shape, patches, weights, is_first_max, filters_shape, padding = cache
+    x_padded_shape, used_shape, patches, weights, is_first_max, filters_shape, padding = cache
     n_filters = filters_shape[0]
     d_pooled = d_out.transpose(1, 2, 3, 0).reshape(n_filters, 1, -1)  # (F, 1, Ho/2 Wo/2 N)
     # Each window's gradient goes to its first maximum, nothing to its other pixels.
@@ -390,7 +405,12 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
     if not need_d_x:
         return None, d_filters
     d_patches = weights.T @ d_conv  # (C (K + 1)^2, Ho/2 Wo/2 N)
-    d_x_padded = patches_to_image(d_patches, x_padded_shape, filters_shape[2])
+    d_x_padded = patches_to_image(d_patches, used_shape, filters_shape[2])
+    if used_shape != x_padded_shape:  # the pixels cut off in the forward pass get no gradient
+        d_x_full = np.zeros(x_padded_shape[1:] + x_padded_shape[:1], dtype=d_x_padded.dtype)
+        d_x_full = d_x_full.transpose(3, 0, 1, 2)  # (N, C, H, W), batch-last like the rest
+        d_x_full[:, :, : used_shape[2], : used_shape[3]] = d_x_padded
+        d_x_padded = d_x_full
     return unpad_images(d_x_padded, padding), d_filters
 
 
@@ -418,11 +438,32 @@ def patches_to_image(d_patches: np.ndarray, x_shape: tuple, k: int) -> np.ndarra
     return d_x_padded.transpose(3, 0, 1, 2)
 
 
-def conv2d_maxpool2d_forward_loops(x: np.ndarray, filters: np.ndarray, padding: int = 0):
+def conv2d_maxpool2d_forward_unfused(
+    x: np.ndarray, filters: np.ndarray, padding: int = 0, need_cache: bool = True
+):
+    """Convolution, then 2x2 max-pooling, as the two fast layers in a row.
+
+    The route for even filter sizes, which the fused layer cannot take: same shapes and numbers
+    as conv2d_maxpool2d_forward_fast.
+    """
+    conv, conv_cache = conv2d_forward_fast(x, filters, padding)
+    out, pool_cache = maxpool2d_forward_fast(conv, 2, 2)
+    return out, ((conv_cache, pool_cache) if need_cache else None)
+
+
+def conv2d_maxpool2d_backward_unfused(d_out: np.ndarray, cache, need_d_x: bool = True):
+    """Gradients of conv2d_maxpool2d_forward_unfused: back through the pooling, then the conv."""
+    conv_cache, pool_cache = cache
+    return conv2d_backward_fast(maxpool2d_backward_fast(d_out, pool_cache), conv_cache, need_d_x)
+
+
+def conv2d_maxpool2d_forward_loops(
+    x: np.ndarray, filters: np.ndarray, padding: int = 0, need_cache: bool = True
+):
     """Convolution, then 2x2 max-pooling with stride 2: the two reference layers in a row."""
     conv, conv_cache = conv2d_forward_loops(x, filters, padding)
     out, pool_cache = maxpool2d_forward_loops(conv, 2, 2)
-    return out, (conv_cache, pool_cache)
+    return out, ((conv_cache, pool_cache) if need_cache else None)
 
 
 def conv2d_maxpool2d_backward_loops(d_out: np.ndarray, cache, need_d_x: bool = True):

@@ -50,7 +50,7 @@ from model_file import (
     save_model,
     tf,
 )
-from simple_cnn import SimpleCNN
+from simple_cnn import NonFiniteFeaturesError, SimpleCNN
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
@@ -559,7 +559,13 @@ def train_one_epoch(
             raise TrainingInterrupted(interrupted_message(config, model))
         batch = order[step * config.batch_size : (step + 1) * config.batch_size]
         images = shift_images(data.x_train[batch], shifts[batch])
-        features = cnn.forward(images_to_input(images))
+        try:
+            features = cnn.forward(images_to_input(images))
+        except NonFiniteFeaturesError:
+            _end_progress_line(progbar)
+            raise NonFiniteLossError(
+                diverged_message(config, model, epoch, step + 1, math.nan)
+            ) from None
         loss, correct, d_features = head_train_step(features, data.y_train[batch])
         loss, d_features = float(loss), d_features.numpy()
         # A NaN or inf would spread into every weight: stop before any update or save uses it.

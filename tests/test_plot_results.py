@@ -104,7 +104,7 @@ def test_training_curves_without_validation_or_test():
 
 
 def test_filters_use_one_symmetric_diverging_scale(tmp_path):
-    filters = np.random.default_rng(0).normal(0.1, 0.3, SimpleCNN.CONV1_SHAPE)
+    filters = np.random.default_rng(0).normal(0.1, 0.3, SimpleCNN().conv1_filters.shape)
     fig = plot_results.filters_figure(filters)
     images = [image for axes in fig.axes for image in axes.get_images()]
     assert len(images) == 6
@@ -118,7 +118,7 @@ def test_filters_use_one_symmetric_diverging_scale(tmp_path):
 
 
 def test_filters_with_several_input_channels_draw_every_slice():
-    filters = np.random.default_rng(0).normal(size=SimpleCNN.CONV2_SHAPE)
+    filters = np.random.default_rng(0).normal(size=SimpleCNN().conv2_filters.shape)
     fig = plot_results.filters_figure(filters, "conv2 filters")
     assert sum(len(axes.get_images()) for axes in fig.axes) == 16 * 6
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from gradcheck import numerical_gradient, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tf_reference import tf_conv2d, tf_maxpool2d, tf_network, tf_value_and_grads
 
 import layers
 from simple_cnn import SimpleCNN
@@ -43,44 +44,6 @@ def one_line_message(excinfo: pytest.ExceptionInfo) -> str:
     message = str(excinfo.value)
     assert message and "\n" not in message, f"want a one-line message, got {message!r}"
     return message.replace(" ", "")
-
-
-# ---------------------------------------------------------------------------------------------
-# TensorFlow references (NHWC on CPU): NCHW arrays and OIHW filters are transposed inside the tape,
-# so the gradients come back in the NumPy layout.
-
-
-def tf_conv2d(x: tf.Tensor, filters: tf.Tensor, padding: int) -> tf.Tensor:
-    """NCHW x, OIHW filters -> NCHW cross-correlation with zero padding, as SimpleCNN.conv2d."""
-    x_nhwc = tf.transpose(x, (0, 2, 3, 1))
-    x_nhwc = tf.pad(x_nhwc, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
-    out = tf.nn.conv2d(x_nhwc, tf.transpose(filters, (2, 3, 1, 0)), strides=1, padding="VALID")
-    return tf.transpose(out, (0, 3, 1, 2))
-
-
-def tf_maxpool2d(x: tf.Tensor, size: int, stride: int) -> tf.Tensor:
-    """NCHW x -> NCHW max-pool over size x size windows, no padding, as SimpleCNN.maxpool2d."""
-    out = tf.nn.max_pool2d(tf.transpose(x, (0, 2, 3, 1)), size, stride, padding="VALID")
-    return tf.transpose(out, (0, 3, 1, 2))
-
-
-def tf_network(x: tf.Tensor, conv1_filters: tf.Tensor, conv2_filters: tf.Tensor) -> tf.Tensor:
-    """The SimpleCNN feature extractor in tf.nn ops: (N, 1, 28, 28) -> (N, 400), NCHW flatten."""
-    h = tf.nn.relu(tf_conv2d(x, conv1_filters, padding=2))
-    h = tf_maxpool2d(h, 2, 2)
-    h = tf.nn.relu(tf_conv2d(h, conv2_filters, padding=0))
-    h = tf_maxpool2d(h, 2, 2)
-    return tf.reshape(h, (h.shape[0], -1))
-
-
-def tf_value_and_grads(function, inputs: list[np.ndarray], d_out: np.ndarray):
-    """function(*inputs) and the gradient of sum(function(*inputs) * d_out) wrt every input."""
-    tensors = [tf.constant(array) for array in inputs]
-    with tf.GradientTape() as tape:
-        tape.watch(tensors)
-        out = function(*tensors)
-    grads = tape.gradient(out, tensors, output_gradients=tf.constant(d_out))
-    return out.numpy(), [grad.numpy() for grad in grads]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,14 +431,16 @@ def test_maxpool2d_loops_matches_fast(fast64, loops64, case):
 
 @st.composite
 def conv_pool_cases(draw, values: str):
-    """(x, filters, padding, d_out) for the fused layer: odd K, even convolution output.
+    """(x, filters, padding, d_out) for the fused layer: odd K, any convolution output >= 2.
+
+    An odd output row or column has no pooling window: it is dropped, as TensorFlow drops it.
 
     values="distinct": normal floats (safe for finite differences); values="integers": small
     integer images and filters, so pooling windows are full of tied convolution outputs.
     """
     n, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     k, padding = draw(st.sampled_from([1, 3, 5])), draw(st.integers(0, 2))
-    out_h, out_w = 2 * draw(st.integers(1, 4)), 2 * draw(st.integers(1, 4))
+    out_h, out_w = draw(st.integers(2, 9)), draw(st.integers(2, 9))
     h, w = out_h + k - 1 - 2 * padding, out_w + k - 1 - 2 * padding
     if h < 1 or w < 1:
         padding, h, w = 0, out_h + k - 1, out_w + k - 1
@@ -533,17 +498,37 @@ def test_fused_conv2d_maxpool2d_backward_matches_finite_differences(case):
 
 @pytest.mark.parametrize(
     "x_shape, filters_shape, padding",
-    [
-        ((1, 1, 8, 8), (2, 1, 4, 4), 0),
-        ((1, 1, 9, 9), (2, 1, 3, 3), 0),
-        ((1, 2, 6, 7), (1, 2, 3, 3), 1),
-    ],
+    [((1, 1, 8, 8), (2, 1, 4, 4), 0), ((1, 2, 6, 7), (1, 2, 2, 2), 1)],
 )
-def test_fused_conv2d_maxpool2d_rejects_shapes_it_cannot_tile(x_shape, filters_shape, padding):
+def test_fused_conv2d_maxpool2d_rejects_even_filter_sizes(x_shape, filters_shape, padding):
+    # Its patches are K + 1 pixels wide and cut in halves: even K takes the unfused route.
     x, filters = np.zeros(x_shape), np.zeros(filters_shape)
     with pytest.raises(ValueError) as excinfo:
         layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
     assert "conv2d,thenmaxpool2d" in one_line_message(excinfo)
+
+
+@pytest.mark.parametrize(
+    "x_shape, filters_shape, padding",
+    [
+        ((1, 1, 9, 9), (2, 1, 3, 3), 0),
+        ((2, 2, 6, 7), (1, 2, 3, 3), 1),
+        ((1, 1, 4, 9), (1, 1, 5, 5), 1),
+    ],
+)
+def test_fused_conv2d_maxpool2d_drops_an_odd_last_row_and_column(x_shape, filters_shape, padding):
+    rng = np.random.default_rng(0)
+    x, filters = rng.normal(size=x_shape), rng.normal(size=filters_shape)
+    fused, cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    conv, _ = layers.conv2d_forward_fast(x, filters, padding)
+    np.testing.assert_allclose(fused, layers.maxpool2d_forward_fast(conv, 2, 2)[0], rtol=1e-12)
+    assert fused.shape[2:] == (conv.shape[2] // 2, conv.shape[3] // 2)
+    d_x, _ = layers.conv2d_maxpool2d_backward_fast(np.ones(fused.shape), cache)
+    assert d_x.shape == x.shape
+    # Pixels that only the dropped row and column of the convolution read get no gradient.
+    k = filters_shape[2]
+    last_row_read = 2 * (conv.shape[2] // 2) + k - 1 - padding  # first padded row not read
+    assert not d_x[:, :, last_row_read:].any()
 
 
 def test_fast_impl_keeps_freed_memory_for_reuse():

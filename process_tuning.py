@@ -1,0 +1,119 @@
+"""Process-level tuning for SimpleCNN's fast layers: malloc, BLAS threads and a thread pool.
+
+None of this changes a single number the network computes; it only decides how fast the process
+computes them. SimpleCNN uses all three (``simple_cnn.py``); they live here so that the network's
+own file opens with the network.
+
+* :func:`keep_freed_memory_for_reuse`: glibc keeps the big arrays of one step for the next.
+* :func:`blas_single_threaded`: NumPy's BLAS on one thread while our own threads share a batch.
+* :func:`map_in_threads`: run one function on several parts of a batch at once.
+
+Everything here is safe to call from any thread, any number of times.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from threadpoolctl import ThreadpoolController
+
+
+def default_thread_count() -> int:
+    """One thread per CPU core, at most 2: past two, sharing Python's lock costs more than a
+    thread brings (see README, "What bounds it")."""
+    return min(2, os.cpu_count() or 1)
+
+
+@functools.cache
+def keep_freed_memory_for_reuse() -> bool:
+    """Make glibc's malloc keep freed memory for the next step instead of returning it to the OS.
+
+    Every training step allocates and frees the same few megabytes of arrays. By default glibc
+    adapts its thresholds as it goes and, depending on the order of earlier allocations, ends up
+    handing large freed blocks back to the operating system each step; the next step then
+    page-faults them in again, zero-filled, page by page, and whole runs come out slower at
+    random. Fixing the two thresholds ends it. Affects the whole process, harmlessly: freed
+    memory is kept for reuse. Returns False, doing nothing, where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # the option numbers in glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # blocks up to 32 MB (the most allowed) from heap
+    libc.mallopt(m_trim_threshold, 256 * 2**20)  # keep up to 256 MB of freed heap for reuse
+    return True
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The handle on NumPy's BLAS thread pool (looked up once: the lookup takes a while)."""
+    return ThreadpoolController()
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None  # threadpoolctl's limiter while anyone is inside blas_single_threaded()
+
+
+@contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Keep NumPy's BLAS to one thread while the block runs.
+
+    Our own threads each multiply their part of the batch; BLAS threads on top would
+    oversubscribe the cores, and they spin-wait against other busy threads (TensorFlow's),
+    which made steps many times slower. The limit is process-wide, so concurrent callers share
+    it: the first one in sets it, the last one out restores what was there before.
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's helper threads, started on first use and replaced when more are asked for."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool_size < workers:
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="simple_cnn")
+            _pool_size = workers
+        return _pool
+
+
+def map_in_threads(function: Callable[..., Any], *part_lists: Sequence[Any]) -> list[Any]:
+    """``[function(*parts) for parts in zip(*part_lists)]``, the parts in parallel threads.
+
+    NumPy releases Python's global lock inside its array operations, so threads working on
+    separate parts of a batch really do run at the same time, one per CPU core. The calling
+    thread works on the first part itself: one thread fewer to wake up and to wait for. BLAS is
+    kept to one thread meanwhile, even for a single part (see :func:`blas_single_threaded`).
+    """
+    first, *rest = zip(*part_lists, strict=True)
+    with blas_single_threaded():
+        if not rest:
+            return [function(*first)]
+        pool = _thread_pool(len(rest))
+        futures = [pool.submit(function, *parts) for parts in rest]
+        return [function(*first)] + [future.result() for future in futures]
