@@ -1,0 +1,136 @@
+"""atomic_write: a file is replaced whole or not at all, and nothing else the user has is lost."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atomic_write import FileWriteError, check_writable, same_file, write_atomically
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def write_bytes(data: bytes):
+    return lambda file: file.write(data)
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_writes_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "model.npz"
+    assert write_atomically(path, write_bytes(b"new")) == path
+    assert path.read_bytes() == b"new" and temporaries(tmp_path) == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+
+    def fail(file):
+        file.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(path, fail)
+    assert path.read_bytes() == b"old" and temporaries(tmp_path) == []
+
+
+def test_a_symlink_is_written_through_to_its_target_in_the_targets_folder(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "work").mkdir()
+    target = tmp_path / "store" / "real.npz"
+    target.write_bytes(b"stale")
+    link = tmp_path / "work" / "model.npz"
+    link.symlink_to(target)
+    assert write_atomically(link, write_bytes(b"fresh")) == target
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() == b"fresh"
+
+
+def test_an_existing_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    write_atomically(path, write_bytes(b"new"))
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_a_path_that_is_not_a_regular_file_is_refused_and_left_alone(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif kind == "folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    else:
+        path = Path("/dev/null")
+    before = path.stat()
+    for call in (lambda: write_atomically(path, write_bytes(b"x")), lambda: check_writable(path)):
+        with pytest.raises(FileWriteError) as excinfo:
+            call()
+        assert "\n" not in str(excinfo.value) and str(path) in str(excinfo.value)
+    after = path.stat()
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+def test_check_writable_refuses_empty_paths_missing_folders_and_unwritable_places(tmp_path):
+    with pytest.raises(FileWriteError, match="empty"):
+        check_writable("", "model file")
+    with pytest.raises(FileWriteError, match="does not exist"):
+        check_writable(tmp_path / "no" / "model.npz")
+    with pytest.raises(FileWriteError, match="cannot write the model file /proc/model.npz"):
+        check_writable("/proc/model.npz", "model file")  # not writable, even for root
+    check_writable(tmp_path / "model.npz")
+    assert list(tmp_path.iterdir()) == []  # it only tried
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, atomic_write\n"
+            "def slow(file):\n"
+            "    file.write(b'half')\n"
+            "    print('writing', flush=True)\n"
+            "    time.sleep(60)\n"
+            f"atomic_write.write_atomically({str(path)!r}, slow)\n",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout.readline() == "writing\n"
+    left = temporaries(tmp_path)
+    assert len(left) == 1
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert temporaries(tmp_path) == left and path.read_bytes() == b"old"
+
+    write_atomically(path, write_bytes(b"new"))
+    assert temporaries(tmp_path) == [] and path.read_bytes() == b"new"
+
+
+def test_a_temporary_of_a_live_writer_is_kept(tmp_path):
+    path = tmp_path / "model.npz"
+    live = tmp_path / f".model.npz.{os.getppid()}.abc123.tmp"  # our parent is alive
+    live.write_bytes(b"in progress")
+    write_atomically(path, write_bytes(b"new"))
+    assert live.exists()
+
+
+def test_same_file_sees_through_links_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.npz").write_bytes(b"")
+    (tmp_path / "b.npz").symlink_to(tmp_path / "a.npz")
+    assert same_file("a.npz", tmp_path / "b.npz")
+    assert same_file("./x/../a.npz", "a.npz")
+    assert not same_file("a.npz", "c.npz")
