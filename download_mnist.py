@@ -3,7 +3,8 @@
 The four MNIST archives ship in ``mnist_data/``, so training needs no network. This module turns
 them into ``train_images.npy``, ``train_labels.npy``, ``test_images.npy`` and ``test_labels.npy``
 after checking every archive's SHA-256, downloads an archive that is missing from a list of public
-mirrors, and loads the arrays for the training driver::
+mirrors, and loads the arrays for the training driver, checking each .npy file's header before its
+data and its data against the same SHA-256::
 
     x_train, y_train, x_test, y_test = load_dataset()  # builds the .npy files on first use
 
@@ -24,9 +25,12 @@ import gzip
 import hashlib
 import http.client
 import io
+import math
 import os
+import stat
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -59,6 +63,12 @@ FASHION_LABELS = (
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: (N,)
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
 _DOWNLOAD_CHUNK_BYTES = 1 << 16
+# A .npy file's magic string (8 bytes), header length (2 or 4) and header (NumPy refuses more
+# than 10,000 bytes, but only after reading them all).
+_NPY_MAX_HEADER_BYTES = 8 + 4 + 10_000
+# .npy files whose content matched its digest, as (st_dev, st_ino, st_size, st_mtime_ns,
+# st_ctime_ns, digest): any change to a file gives it a new key, so it is hashed again.
+_VERIFIED_FILES: set[tuple[int | str, ...]] = set()
 
 
 class DatasetError(ValueError):
@@ -239,7 +249,7 @@ def parse_idx(data: bytes, source: str) -> np.ndarray:
     if len(data) < header_bytes:
         raise DatasetError(f"{source}: header cut short ({len(data)} of {header_bytes} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected_bytes = header_bytes + int(np.prod(shape))
+    expected_bytes = header_bytes + math.prod(shape)  # Python ints: np.prod would overflow
     if len(data) != expected_bytes:
         raise DatasetError(
             f"{source}: header promises shape {shape} ({expected_bytes} bytes in all) "
@@ -257,12 +267,28 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with _open_regular_file(path) as file:
+            data = file.read()
+        data = gzip.decompress(data) if path.suffix == ".gz" else data
     except EOFError:
         raise DatasetError(f"{path}: truncated gzip archive") from None
     except (OSError, zlib.error) as exc:
         raise DatasetError(f"cannot read {path}: {_reason(exc)}") from None
     return parse_idx(data, str(path)).copy()  # a writable array, independent of the file bytes
+
+
+def _idx_sha256(array: np.ndarray) -> str:
+    """The SHA-256 of the IDX file that holds ``array``: what ``ArchiveSpec.content_sha256`` is.
+
+    Parameters
+    ----------
+    array : ndarray of uint8, shape (N,) for labels or (N, rows, cols) for images, C order
+    """
+    magic = 0x00000800 + array.ndim  # unsigned bytes, then the number of dimensions
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    digest = hashlib.sha256(header)
+    digest.update(array)  # the IDX body is exactly the array's bytes, row-major
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +377,180 @@ def _check_arrays(
 
 
 # ---------------------------------------------------------------------------------------------
+# The .npy files: the header is checked before any data is read, then the data's SHA-256.
+# ---------------------------------------------------------------------------------------------
+
+
+def _npy_shape(spec: ArchiveSpec) -> tuple[int, ...]:
+    """The shape of the array an archive holds: (N, 28, 28) images or (N,) labels.
+
+    N follows from ``spec.content_bytes``: the IDX header (magic number, one uint32 per
+    dimension) and then one byte per pixel or label.
+    """
+    item_shape = IMAGE_SHAPE if spec.array_name.endswith("_images") else ()
+    header_bytes = 4 + 4 * (1 + len(item_shape))
+    return ((spec.content_bytes - header_bytes) // math.prod(item_shape), *item_shape)
+
+
+def _read_npy(path: Path, spec: ArchiveSpec, fix: str) -> np.ndarray:
+    """Read one of a dataset's .npy files, refusing it unless it holds exactly ``spec``'s content.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, 28, 28) for images or (N,) for labels (``_npy_shape(spec)``)
+
+    Raises
+    ------
+    DatasetError
+        Not a regular file, a header or length that is not ``_npy_shape(spec)`` of uint8
+        (checked before any data is read), or data whose IDX SHA-256 is not
+        ``spec.content_sha256``.
+    """
+    with _open_regular_file(path, fix=f"remove it, then {fix}") as file:
+        file_stat = os.fstat(file.fileno())
+        _check_npy_header(file, file_stat.st_size, path, spec, fix)
+        array = np.empty(_npy_shape(spec), np.uint8)
+        if file.readinto(array.reshape(-1)) != array.nbytes:
+            raise DatasetError(f"{path} was cut short while it was read: {fix}")
+    _verify_content(path, array, file_stat, spec, fix)
+    return array
+
+
+def _check_npy_header(
+    file: BinaryIO, file_bytes: int, path: Path, spec: ArchiveSpec, fix: str
+) -> None:
+    """Check that a .npy file of ``file_bytes`` holds ``_npy_shape(spec)`` uint8 in C order.
+
+    Reads only the header, leaving ``file`` at the first data byte; the file's length must be
+    the header's plus exactly the array's bytes.
+    """
+    if file_bytes == 0:
+        raise DatasetError(f"{path} is empty: {fix}")
+    expected_shape = _npy_shape(spec)
+    data_bytes = math.prod(expected_shape)
+    shape, fortran_order, dtype = _read_npy_header(file, path, fix)
+    if dtype != np.uint8 or shape != expected_shape:
+        kind = "images" if len(expected_shape) == 3 else "labels"
+        raise DatasetError(
+            f"{path} holds {dtype} {shape}, expected uint8 {kind} of shape {expected_shape}: {fix}"
+        )
+    if fortran_order:
+        raise DatasetError(f"{path} is in Fortran order, expected C order: {fix}")
+    found_bytes = file_bytes - file.tell()
+    if found_bytes < data_bytes:
+        raise DatasetError(
+            f"{path} is truncated: its header promises {data_bytes} bytes of data, "
+            f"the file holds {found_bytes}: {fix}"
+        )
+    if found_bytes > data_bytes:
+        extra = found_bytes - data_bytes
+        raise DatasetError(
+            f"{path} has {extra} byte{'s' if extra > 1 else ''} more than its header promises: "
+            f"{fix}"
+        )
+
+
+def _read_npy_header(file: BinaryIO, path: Path, fix: str) -> tuple[tuple, bool, np.dtype]:
+    """Read a .npy file's magic string and header; ``file`` is left at the first data byte.
+
+    Returns
+    -------
+    shape : tuple of int
+    fortran_order : bool
+    dtype : numpy dtype
+    """
+    # NumPy reads the length a header claims before it checks it, so it gets only this much.
+    start = io.BytesIO(file.read(_NPY_MAX_HEADER_BYTES))
+    try:
+        version = np.lib.format.read_magic(start)
+    except ValueError:
+        if start.getvalue().startswith(b"PK\x03\x04"):  # what np.savez writes
+            found = "is a zip archive (an .npz?), not a .npy file"
+        else:
+            found = "is not a .npy file (it does not start with b'\\x93NUMPY')"
+        raise DatasetError(f"{path} {found}: {fix}") from None
+    if version == (1, 0):
+        read_header = np.lib.format.read_array_header_1_0
+    elif version == (2, 0):
+        read_header = np.lib.format.read_array_header_2_0
+    else:  # 3.0 only exists for structured dtypes with non-ASCII field names
+        raise DatasetError(
+            f"{path} uses .npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0: {fix}"
+        )
+    try:
+        header = read_header(start)
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise DatasetError(f"{path} has a damaged .npy header ({_reason(exc)}): {fix}") from None
+    file.seek(start.tell())
+    return header
+
+
+def _verify_content(
+    path: Path, array: np.ndarray, file_stat: os.stat_result, spec: ArchiveSpec, fix: str
+) -> None:
+    """Check ``array`` (read from ``path``) against ``spec.content_sha256``, once per file state.
+
+    A file that passed is remembered by its identity, size and times for the life of the
+    process, so loading the same unchanged file again costs no hashing.
+    """
+    key = (
+        file_stat.st_dev,
+        file_stat.st_ino,
+        file_stat.st_size,
+        file_stat.st_mtime_ns,
+        file_stat.st_ctime_ns,  # unlike mtime, no user can set it back
+        spec.content_sha256,
+    )
+    if key in _VERIFIED_FILES:
+        return
+    digest = _idx_sha256(array)
+    if digest != spec.content_sha256:
+        raise DatasetError(
+            f"{path} holds other data than the dataset's {spec.array_name} (content SHA-256 "
+            f"{digest[:16]}..., expected {spec.content_sha256[:16]}...): {fix}"
+        )
+    _VERIFIED_FILES.add(key)
+
+
+# ---------------------------------------------------------------------------------------------
 # Files: atomic writes, mirrors and downloads.
 # ---------------------------------------------------------------------------------------------
+
+
+def _open_regular_file(path: Path, fix: str = "") -> BinaryIO:
+    """Open ``path`` for reading in binary if it is a regular file (symlinks followed).
+
+    Raises
+    ------
+    DatasetError
+        ``path`` cannot be opened, or is a FIFO, device, directory...: those could block or
+        never end. ``fix``, when given, ends the message.
+    """
+    try:
+        # O_NONBLOCK: a FIFO opens at once instead of waiting for a writer; files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {_reason(exc)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DatasetError(
+            f"{path} is {_file_kind(mode)}, not a regular file" + (f": {fix}" if fix else "")
+        )
+    return os.fdopen(fd, "rb")
+
+
+def _file_kind(mode: int) -> str:
+    """What a file is, from its ``st_mode``: "a directory", "a FIFO", ... for messages."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -393,32 +591,121 @@ def _format_progress(label: str, done_bytes: int, total_bytes: int, width: int =
 
 
 def _download(url: str, label: str, max_bytes: int, timeout_seconds: float) -> bytes:
-    """Fetch ``url`` into memory, drawing a progress bar on stderr when it is a terminal."""
-    show_progress = sys.stderr.isatty()
+    """Fetch ``url`` into memory within ``timeout_seconds`` in all, connecting included.
+
+    A socket timeout bounds each read only, and a mirror that trickles a byte every few seconds
+    never trips it; so the attempt runs in a helper thread that is abandoned at the deadline
+    (it stops at its next read). The progress bar is drawn on stderr when it is a terminal.
+
+    Raises
+    ------
+    TimeoutError
+        No complete answer within ``timeout_seconds``.
+    _BadArchive, OSError, ValueError, http.client.HTTPException
+        The attempt failed sooner (see ``_fetch_archive``).
+    """
+    progress = _ProgressLine(label)
+    stop = threading.Event()
+    outcome: list[bytes | BaseException] = []  # the answer, or what ended the attempt
+
+    def attempt() -> None:
+        try:
+            outcome.append(_read_url(url, max_bytes, timeout_seconds, progress, stop))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, name=f"download {label}", daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout_seconds)
+    finally:
+        stop.set()
+        progress.end()
+    if not outcome:
+        raise TimeoutError(_no_answer(timeout_seconds))
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _read_url(
+    url: str,
+    max_bytes: int,
+    timeout_seconds: float,
+    progress: _ProgressLine,
+    stop: threading.Event,
+) -> bytes:
+    """``_download``'s helper thread: read ``url`` to its end, unless ``stop`` is set first."""
     chunks: list[bytes] = []
     done_bytes = 0
-    try:
-        # The timeout bounds the connection and every read: a stalled mirror cannot hang the run.
-        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
-            total_bytes = int(response.headers.get("Content-Length") or 0)
-            while chunk := response.read(_DOWNLOAD_CHUNK_BYTES):
-                done_bytes += len(chunk)
-                if done_bytes > max_bytes:
-                    raise _BadArchive(f"larger than {max_bytes} bytes: not the expected archive")
-                chunks.append(chunk)
-                if show_progress:
-                    sys.stderr.write("\r" + _format_progress(label, done_bytes, total_bytes))
-                    sys.stderr.flush()
-    finally:
-        if show_progress and done_bytes:
-            sys.stderr.write("\n")  # end the bar's line, even when the download failed
+    with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
+        total_bytes = int(response.headers.get("Content-Length") or 0)
+        # read1 returns what one read brings, so even a trickle of bytes reaches the stop check.
+        while chunk := response.read1(_DOWNLOAD_CHUNK_BYTES):
+            if stop.is_set():
+                raise TimeoutError(_no_answer(timeout_seconds))
+            done_bytes += len(chunk)
+            if done_bytes > max_bytes:
+                raise _BadArchive(f"larger than {max_bytes} bytes: not the expected archive")
+            chunks.append(chunk)
+            progress.show(done_bytes, total_bytes)
     return b"".join(chunks)
+
+
+class _ProgressLine:
+    """A download's progress bar on stderr, drawn only when stderr is a terminal.
+
+    The helper thread draws it and the caller ends it; the lock keeps a late update from
+    drawing after the end.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.drawn = False
+        self.lock = threading.Lock()
+
+    def show(self, done_bytes: int, total_bytes: int) -> None:
+        with self.lock:
+            if self.enabled:
+                sys.stderr.write("\r" + _format_progress(self.label, done_bytes, total_bytes))
+                sys.stderr.flush()
+                self.drawn = True
+
+    def end(self) -> None:
+        with self.lock:
+            if self.drawn:
+                sys.stderr.write("\n")  # end the bar's line, even when the download failed
+            self.enabled = self.drawn = False
+
+
+def _no_answer(timeout_seconds: float) -> str:
+    """Why an attempt that ran out of time failed."""
+    return f"no complete answer within {timeout_seconds:g} s"
+
+
+def _max_archive_bytes(spec: ArchiveSpec) -> int:
+    """The most bytes a gzip of ``spec``'s content can take: gzip never makes data much longer."""
+    return spec.content_bytes + spec.content_bytes // 100 + 1024
+
+
+def _read_archive(path: Path, spec: ArchiveSpec) -> bytes:
+    """A local archive's bytes, refused unread when longer than any gzip of its content."""
+    with _open_regular_file(path) as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > _max_archive_bytes(spec):
+            raise _BadArchive(
+                f"{size} bytes long, more than any gzip of its content "
+                f"({_max_archive_bytes(spec)} bytes)"
+            )
+        return file.read(_max_archive_bytes(spec) + 1)  # bounded, should the file grow meanwhile
 
 
 def _mirror_url(mirror: str | os.PathLike) -> str:
     """A mirror as a base URL ending in "/"; a local folder becomes a file:// URL."""
     text = os.fspath(mirror)
-    url = text if "://" in text else Path(text).resolve().as_uri()
+    # abspath, not resolve: a symlink loop is for the download to report, like any bad mirror.
+    url = text if "://" in text else Path(os.path.abspath(text)).as_uri()
     return url if url.endswith("/") else url + "/"
 
 
@@ -434,8 +721,7 @@ def _fetch_archive(
 
     Returns the decompressed content and the archive's origin, like ``_check_archive``.
     """
-    # gzip never makes data much longer, so a bigger download is not this archive.
-    max_bytes = spec.content_bytes + spec.content_bytes // 100 + 1024
+    max_bytes = _max_archive_bytes(spec)  # a bigger download is not this archive
     failures = []
     for mirror in mirrors:
         url = mirror + spec.file_name
@@ -447,9 +733,9 @@ def _fetch_archive(
             reason = f"HTTP {exc.code} {exc.reason}"
         except urllib.error.URLError as exc:
             timed_out = isinstance(exc.reason, TimeoutError)
-            reason = f"no answer within {timeout_seconds:g} s" if timed_out else _reason(exc.reason)
+            reason = _no_answer(timeout_seconds) if timed_out else _reason(exc.reason)
         except TimeoutError:
-            reason = f"no answer within {timeout_seconds:g} s"
+            reason = _no_answer(timeout_seconds)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             reason = _reason(exc) or type(exc).__name__
         except _BadArchive as exc:
@@ -498,6 +784,30 @@ def _npy_paths(data_dir: Path) -> dict[str, Path]:
     return {name: data_dir / f"{name}.npy" for name in ARRAY_NAMES}
 
 
+def _npy_files_exist(data_dir: Path) -> bool:
+    """Whether all four .npy files are in ``data_dir``, whatever they hold.
+
+    Only missing files are built; anything else in their place is for the loader to read, and
+    to refuse if it is not the right data.
+
+    Raises
+    ------
+    DatasetError
+        ``data_dir`` is a file, or cannot be looked into (no permission, a name too long...).
+    """
+    try:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise DatasetError(
+                f"{data_dir} is {_file_kind(data_dir.stat().st_mode)}, not a folder: "
+                "choose another --data-dir"
+            )
+        return all(path.exists() for path in _npy_paths(data_dir).values())
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot look into {data_dir} ({_reason(exc)}): choose another --data-dir"
+        ) from None
+
+
 def _rebuild_command(spec: DatasetSpec, data_dir: Path) -> str:
     """The command that rebuilds this dataset's .npy files, for error messages."""
     command = "python download_mnist.py"
@@ -538,7 +848,7 @@ def prepare_dataset(
     force : bool
         Rebuild the .npy files even when all four exist.
     timeout_seconds : float
-        Limit on connecting to a mirror and on each read from it.
+        Limit on each mirror attempt, connecting and every read included.
     log : callable
         Receives one line per step (``print`` by default).
 
@@ -555,7 +865,8 @@ def prepare_dataset(
     spec = _spec(dataset)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(spec)
     npy_paths = _npy_paths(data_dir)
-    if not force and all(path.is_file() for path in npy_paths.values()):
+    files_exist = _npy_files_exist(data_dir)  # first, as it also refuses a folder that is a file
+    if files_exist and not force:
         log(f"{spec.title}: the .npy files in {data_dir} already exist (--force rebuilds them)")
         return data_dir
     created_dir = not data_dir.exists()
@@ -590,7 +901,7 @@ def _build_npy_files(
         path = data_dir / archive_spec.file_name
         if path.is_file():
             try:
-                content, origin = _check_archive(path.read_bytes(), archive_spec)
+                content, origin = _check_archive(_read_archive(path, archive_spec), archive_spec)
             except OSError as exc:
                 raise DatasetError(f"cannot read {path}: {_reason(exc)}") from None
             except _BadArchive as exc:
@@ -633,30 +944,28 @@ def load_dataset(
     Raises
     ------
     DatasetError
-        One line naming the bad file and the command that rebuilds it.
+        One line naming the bad file and the command that rebuilds it. Each file's header is
+        checked before its data is read, and its data against the dataset's SHA-256.
     """
     spec = _spec(dataset)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(spec)
     paths = _npy_paths(data_dir)
-    if not all(path.is_file() for path in paths.values()):
+    if not _npy_files_exist(data_dir):
         prepare_dataset(data_dir, spec)
     fix = f"run `{_rebuild_command(spec, data_dir)} --force` to rebuild it"
-    arrays = {}
-    for name, path in paths.items():
-        try:
-            # allow_pickle=False: a .npy file is data, never code to run.
-            arrays[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DatasetError(f"{path} is damaged ({_reason(exc)}): {fix}") from None
-    _check_arrays(arrays, paths, fix)
+    arrays = {
+        archive.array_name: _read_npy(paths[archive.array_name], archive, fix)
+        for archive in spec.archives
+    }
     return tuple(arrays[name] for name in ARRAY_NAMES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: build (and if need be download) a dataset's .npy files. Returns 0."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # "--forc" is a typo, not --force
         description="Build train/test .npy files from the MNIST or Fashion-MNIST archives, "
-        "checking their SHA-256 and downloading any missing archive from public mirrors."
+        "checking their SHA-256 and downloading any missing archive from public mirrors.",
     )
     parser.add_argument(
         "--dataset", choices=sorted(DATASETS), default="mnist", help="default: mnist"

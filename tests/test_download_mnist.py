@@ -12,6 +12,8 @@ import functools
 import gzip
 import hashlib
 import http.server
+import io
+import os
 import shutil
 import threading
 import time
@@ -24,7 +26,9 @@ import download_mnist
 from download_mnist import DatasetError, load_dataset, prepare_dataset, read_idx
 
 TINY_COUNTS = {"train": 12, "test": 5}
-MIRROR_KINDS = ("good", "corrupt", "truncated", "missing", "slow")
+MIRROR_KINDS = ("good", "corrupt", "truncated", "missing", "slow", "trickle")
+TRICKLE_PAUSE_SECONDS = 0.2
+TRICKLE_MAX_BYTES = 25  # then the trickle stops, so a client without a deadline waits 5 s
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
@@ -97,13 +101,30 @@ def tiny() -> TinyDataset:
 
 
 class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files from a folder; records each path; answers /slow/ only after a pause."""
+    """Serves files from a folder; records each path; answers /slow/ only after a pause and
+    /trickle/ one byte at a time (a mirror that never stalls long enough for a read timeout)."""
 
     def do_GET(self) -> None:
         self.server.requested_paths.append(self.path)
         if self.path.startswith("/slow/"):
             time.sleep(0.5)
-        super().do_GET()
+        path = Path(self.translate_path(self.path))
+        if self.path.startswith("/trickle/") and path.is_file():
+            self._trickle(path.read_bytes())
+        else:
+            super().do_GET()
+
+    def _trickle(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            for byte in data[:TRICKLE_MAX_BYTES]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(TRICKLE_PAUSE_SECONDS)
+        except OSError:
+            pass  # the client gave up: that is what a deadline does
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep the test output clean
@@ -118,7 +139,8 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def mirrors(tmp_path: Path, tiny: TinyDataset):
-    """Base URLs of mirror folders on a local HTTP server: good, corrupt, truncated, missing, slow.
+    """Base URLs of mirror folders on a local HTTP server: good, corrupt, truncated, missing, slow
+    and trickle (which holds only the first archive; the others are missing there).
 
     Yields a dict of kind -> base URL, plus "paths": the list of requested paths, in order.
     """
@@ -132,6 +154,9 @@ def mirrors(tmp_path: Path, tiny: TinyDataset):
         **{k: gzipped(v)[: len(gzipped(v)) // 2] for k, v in raw_by_array.items()},
     )
     (root / "missing").mkdir()
+    (root / "trickle").mkdir()
+    first = tiny.spec.archives[0].file_name
+    (root / "trickle" / first).write_bytes(tiny.archives()[first])
     server = _QuietServer(("127.0.0.1", 0), functools.partial(_MirrorHandler, directory=root))
     server.requested_paths = []
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -399,7 +424,49 @@ def test_a_stalled_mirror_times_out(tmp_path: Path, tiny: TinyDataset, mirrors: 
         log=lines.append,
     )
     assert_npy_equal(tmp_path / "data", tiny.arrays)
-    assert "    failed: no answer within 0.1 s" in lines
+    assert "    failed: no complete answer within 0.1 s" in lines
+
+
+def test_a_trickling_mirror_meets_the_attempts_deadline(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    lines: list[str] = []
+    start_seconds = time.monotonic()
+    prepare_dataset(
+        tmp_path / "data",
+        tiny.spec,
+        mirrors=[mirrors["trickle"], mirrors["good"]],
+        timeout_seconds=1.0,
+        log=lines.append,
+    )
+    # A byte every 0.2 s never trips a per-read timeout; only a deadline per attempt stops it.
+    assert time.monotonic() - start_seconds < 3.0
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+    assert "    failed: no complete answer within 1 s" in lines
+    first = tiny.spec.archives[0].file_name
+    assert mirrors["paths"][:2] == [f"/trickle/{first}", f"/good/{first}"]
+
+
+def test_a_trickling_last_mirror_fails_in_time_and_keeps_the_old_files(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    data_dir = tmp_path / "data"
+    write_npy_set(data_dir, sentinel_arrays())
+    start_seconds = time.monotonic()
+    message = r"trickle/train-images.*no complete answer within 0.5 s"
+    with pytest.raises(DatasetError, match=message):
+        prepare_dataset(
+            data_dir,
+            tiny.spec,
+            mirrors=[mirrors["trickle"]],
+            force=True,
+            timeout_seconds=0.5,
+            log=lambda line: None,
+        )
+    assert time.monotonic() - start_seconds < 2.5
+    assert_npy_equal(data_dir, sentinel_arrays())
+    assert not (data_dir / tiny.spec.archives[0].file_name).exists()
+    assert not temp_files(data_dir)
 
 
 def test_user_mirrors_come_before_the_datasets_own(
@@ -480,52 +547,319 @@ def test_the_default_data_folders_sit_beside_the_module() -> None:
         download_mnist.default_data_dir("digits")
 
 
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:200])
+def npy_header_only(header: dict, version: tuple[int, int] = (1, 0)) -> bytes:
+    """A .npy file's magic string and header with no data after it."""
+    buffer = io.BytesIO()
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(buffer, header)
+        return buffer.getvalue()
+    return np.lib.format.magic(*version) + b"\x10\x00{'descr': '|u1'}\n"
 
 
-def _pickle_objects(path: Path) -> None:
-    np.save(path, np.array([{"not": "data"}], dtype=object), allow_pickle=True)
+def _save_altered(change):
+    return lambda path, array: np.save(path, change(array))
 
 
-@pytest.mark.parametrize(
-    ("name", "replace", "message"),
-    [
-        (
-            "train_images",
-            np.zeros((3, 28, 28), np.float32),
-            r"float32 \(3, 28, 28\), expected uint8",
-        ),
-        ("test_images", np.zeros((2, 28, 27), np.uint8), r"uint8 \(2, 28, 27\), expected uint8"),
-        ("train_labels", np.zeros((3, 1), np.uint8), r"uint8 \(3, 1\), expected uint8 labels"),
-        ("train_labels", np.array([1, 10, 2], np.uint8), r"holds label 10, expected labels 0-9"),
-        ("test_labels", np.array([4], np.uint8), r"holds 2 images but .*test_labels.npy holds 1"),
-        ("test_images", np.zeros((0, 28, 28), np.uint8), r"holds no images"),
-        ("train_images", _truncate, r"is damaged"),
-        ("test_labels", _pickle_objects, r"is damaged \(.*allow_pickle"),
-    ],
-    ids=[
-        "dtype",
-        "image-shape",
-        "label-shape",
-        "label-range",
-        "count",
-        "empty",
-        "truncated",
-        "pickle",
-    ],
-)
+def _edit_bytes(change):
+    return lambda path, array: path.write_bytes(change(path.read_bytes()))
+
+
+def _replace_by(make):
+    def replace(path: Path, array: np.ndarray) -> None:
+        path.unlink()
+        make(path)
+
+    return replace
+
+
+def _save_npz(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as file:
+        np.savez(file, labels=array)
+
+
+def _save_pickled_objects(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.array([{"not": "data"}] * len(array), dtype=object), allow_pickle=True)
+
+
+def _write_huge_header(path: Path, array: np.ndarray) -> None:
+    header = {"descr": "|u1", "fortran_order": False, "shape": (10**12, 28, 28)}
+    path.write_bytes(npy_header_only(header) + b"\0" * 64)
+
+
+def _write_huge_header_length(path: Path, array: np.ndarray) -> None:
+    header_bytes = 2**31  # a version 2.0 header may claim up to 4 GiB
+    with path.open("wb") as file:
+        file.write(np.lib.format.magic(2, 0) + header_bytes.to_bytes(4, "little"))
+        file.truncate(header_bytes + 100)  # a sparse file: reading the header would take 2 GiB
+
+
+def _set_label_10(labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    labels[1] = 10
+    return labels
+
+
+BAD_NPY_FILES = {  # id: (array name, how to damage its file, the message expected)
+    "dtype": (
+        "train_images",
+        _save_altered(lambda array: array.astype(np.float32)),
+        r"holds float32 \(12, 28, 28\), expected uint8 images of shape \(12, 28, 28\)",
+    ),
+    "image-shape": (
+        "test_images",
+        _save_altered(lambda array: array[:, :, :27]),
+        r"holds uint8 \(5, 28, 27\), expected uint8 images of shape \(5, 28, 28\)",
+    ),
+    "label-shape": (
+        "train_labels",
+        _save_altered(lambda array: array[:, None]),
+        r"holds uint8 \(12, 1\), expected uint8 labels of shape \(12,\)",
+    ),
+    "int64-labels": (
+        "train_labels",
+        _save_altered(lambda array: array.astype(np.int64)),
+        r"holds int64 \(12,\), expected uint8 labels of shape \(12,\)",
+    ),
+    "label-range": ("train_labels", _save_altered(_set_label_10), r"holds other data than"),
+    "count": (
+        "test_labels",
+        _save_altered(lambda array: array[:4]),
+        r"holds uint8 \(4,\), expected uint8 labels of shape \(5,\)",
+    ),
+    "no-images": (
+        "test_images",
+        _save_altered(lambda array: array[:0]),
+        r"holds uint8 \(0, 28, 28\), expected",
+    ),
+    "fortran-order": (
+        "train_images",
+        _save_altered(np.asfortranarray),
+        r"is in Fortran order, expected C order",
+    ),
+    "pickle": ("test_labels", _save_pickled_objects, r"holds object \(5,\), expected uint8"),
+    "huge-header": (
+        "train_images",
+        _write_huge_header,
+        r"holds uint8 \(1000000000000, 28, 28\), expected uint8 images of shape \(12, 28, 28\)",
+    ),
+    "huge-header-length": (
+        "test_images",
+        _write_huge_header_length,
+        r"has a damaged \.npy header \(EOF: reading array header, expected 2147483648 bytes",
+    ),
+    "truncated": (
+        "train_images",
+        _edit_bytes(lambda data: data[:-1]),
+        r"is truncated: its header promises 9408 bytes of data, the file holds 9407",
+    ),
+    "padded": (
+        "train_labels",
+        _edit_bytes(lambda data: data + b"\0"),
+        r"has 1 byte more than its header promises",
+    ),
+    "empty-file": ("test_labels", _edit_bytes(lambda data: b""), r"is empty"),
+    "not-npy": (
+        "test_labels",
+        _edit_bytes(lambda data: b"0,1,2,3,4\n"),
+        r"is not a \.npy file \(it does not start with",
+    ),
+    "bad-header": (
+        "test_labels",
+        _edit_bytes(lambda data: data[:10] + b"{'descr': what" + data[24:]),
+        r"has a damaged \.npy header",
+    ),
+    "npy-version-3": (
+        "test_labels",
+        _edit_bytes(lambda data: npy_header_only({}, version=(3, 0))),
+        r"uses \.npy format version 3\.0, expected 1\.0 or 2\.0",
+    ),
+    "npz": ("train_labels", _save_npz, r"is a zip archive \(an \.npz\?\), not a \.npy file"),
+    "altered": (
+        "test_labels",
+        _save_altered(lambda array: np.roll(array, 1)),
+        r"holds other data than the dataset's test_labels \(content SHA-256 [0-9a-f]{16}\.\.\., "
+        r"expected [0-9a-f]{16}\.\.\.\)",
+    ),
+    "dev-zero": (
+        "train_images",
+        _replace_by(lambda path: path.symlink_to("/dev/zero")),
+        r"is a character device, not a regular file: remove it, then run",
+    ),
+    "fifo": ("train_labels", _replace_by(os.mkfifo), r"is a FIFO, not a regular file: remove it"),
+    "directory": (
+        "test_images",
+        _replace_by(Path.mkdir),
+        r"is a directory, not a regular file: remove it",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "damage", "message"), BAD_NPY_FILES.values(), ids=BAD_NPY_FILES)
 def test_load_dataset_refuses_bad_npy_files_in_one_line(
-    tmp_path: Path, name: str, replace, message: str
+    tmp_path: Path, tiny: TinyDataset, name: str, damage, message: str
 ) -> None:
-    write_npy_set(tmp_path, sentinel_arrays())
+    write_npy_set(tmp_path, tiny.arrays)
     path = tmp_path / f"{name}.npy"
-    if callable(replace):
-        replace(path)
-    else:
-        np.save(path, replace)
+    damage(path, tiny.arrays[name])
     with pytest.raises(DatasetError, match=message) as caught:
-        load_dataset(tmp_path, "mnist")
+        load_dataset(tmp_path, tiny.spec)
     text = str(caught.value)
-    assert "\n" not in text and "--force" in text
-    assert f"python download_mnist.py --data-dir {tmp_path} --force" in text
+    assert text.startswith(f"{path} ") and "\n" not in text
+    assert f"run `python download_mnist.py --dataset tiny --data-dir {tmp_path} --force`" in text
+
+
+def test_load_dataset_refuses_real_mnist_labels_shifted_by_one(tmp_path: Path) -> None:
+    mnist_dir = download_mnist.default_data_dir("mnist")
+    load_dataset(mnist_dir)  # builds the .npy files from the shipped archives if need be
+    for name in ("train_images", "train_labels", "test_images"):
+        (tmp_path / f"{name}.npy").symlink_to(mnist_dir / f"{name}.npy")
+    test_labels = np.load(mnist_dir / "test_labels.npy")
+    np.save(tmp_path / "test_labels.npy", np.roll(test_labels, 1))
+    with pytest.raises(DatasetError, match=r"test_labels\.npy holds other data than the dataset"):
+        load_dataset(tmp_path)
+
+
+def replace_npy(path: Path, array: np.ndarray) -> None:
+    """Save ``array`` over ``path`` as a new file (a new inode), as an editor would."""
+    temp_path = path.with_name(f"new-{path.name}")
+    np.save(temp_path, array)
+    os.replace(temp_path, path)
+
+
+def test_load_dataset_hashes_each_file_once_until_it_changes(
+    tmp_path: Path, tiny: TinyDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_npy_set(tmp_path, tiny.arrays)
+    hashed_shapes = []
+    idx_sha256 = download_mnist._idx_sha256
+
+    def counting_idx_sha256(array: np.ndarray) -> str:
+        hashed_shapes.append(array.shape)
+        return idx_sha256(array)
+
+    monkeypatch.setattr(download_mnist, "_idx_sha256", counting_idx_sha256)
+    load_dataset(tmp_path, tiny.spec)
+    assert len(hashed_shapes) == 4
+    load_dataset(tmp_path, tiny.spec)
+    assert len(hashed_shapes) == 4  # nothing changed, nothing hashed again
+    labels_path = tmp_path / "test_labels.npy"
+    replace_npy(labels_path, np.roll(tiny.arrays["test_labels"], 1))
+    with pytest.raises(DatasetError, match="holds other data"):
+        load_dataset(tmp_path, tiny.spec)
+    assert hashed_shapes[4:] == [(5,)]
+    replace_npy(labels_path, tiny.arrays["test_labels"])
+    np.testing.assert_array_equal(load_dataset(tmp_path, tiny.spec)[3], tiny.arrays["test_labels"])
+    assert hashed_shapes[5:] == [(5,)]
+
+
+def test_load_dataset_checks_real_mnist_in_a_fraction_of_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mnist_dir = download_mnist.default_data_dir("mnist")
+    load_dataset(mnist_dir)  # builds the .npy files if need be, and reads them once
+    monkeypatch.setattr(download_mnist, "_VERIFIED_FILES", set())  # as in a fresh process
+    start_seconds = time.perf_counter()
+    load_dataset(mnist_dir)
+    assert time.perf_counter() - start_seconds < 1.0
+    assert len(download_mnist._VERIFIED_FILES) == 4
+
+
+# --- the command line and hostile paths ------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--forc"], ["--data", "somewhere"], ["--mirr", "x"]])
+def test_the_cli_refuses_abbreviated_options(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{argv} was taken for a full option")
+
+    monkeypatch.setattr(download_mnist, "prepare_dataset", must_not_run)
+    with pytest.raises(SystemExit) as caught:
+        download_mnist.main(argv)
+    assert caught.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_data_folder_that_is_a_file_is_refused(tmp_path: Path, tiny: TinyDataset) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_bytes(b"my notes")
+    message = rf"{not_a_folder} is a regular file, not a folder: choose another --data-dir"
+    with pytest.raises(DatasetError, match=message):
+        prepare_dataset(not_a_folder, tiny.spec, log=lambda line: None)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(not_a_folder, tiny.spec)
+    assert not_a_folder.read_bytes() == b"my notes"
+
+
+def test_a_data_folder_that_cannot_be_looked_into_is_refused_in_one_line(tmp_path: Path) -> None:
+    too_long = tmp_path / ("x" * 300)  # longer than any file name may be
+    with pytest.raises(SystemExit) as caught:
+        download_mnist.main(["--data-dir", str(too_long)])
+    message = str(caught.value.code)
+    assert message.startswith(f"error: cannot look into {too_long} (") and "\n" not in message
+    assert "File name too long" in message
+    with pytest.raises(DatasetError, match="cannot look into"):
+        load_dataset(too_long)
+
+
+def test_a_mirror_folder_that_is_a_symlink_loop_is_just_a_failed_mirror(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    good = tmp_path / "good"
+    tiny.write_archives(good)
+    lines: list[str] = []
+    prepare_dataset(tmp_path / "data", tiny.spec, mirrors=[loop, good], log=lines.append)
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+    assert any(line.startswith("    failed: [Errno 40] Too many levels") for line in lines)
+
+
+def test_a_local_archive_larger_than_any_copy_is_refused_unread(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    tiny.write_archives(tmp_path)
+    archive = tiny.spec.archives[0]
+    too_long = archive.content_bytes + archive.content_bytes // 100 + 1025
+    with (tmp_path / archive.file_name).open("r+b") as file:
+        file.truncate(too_long)  # a sparse file: it would be read into memory whole
+    with pytest.raises(DatasetError, match=rf"is refused, {too_long} bytes long, more than"):
+        prepare_dataset(tmp_path, tiny.spec, log=lambda line: None)
+
+
+def release_fifo_after(path: Path, seconds: float) -> threading.Thread:
+    """Open ``path`` (a FIFO) for writing after ``seconds``, so a reader blocked on it ends."""
+
+    def open_and_close() -> None:
+        time.sleep(seconds)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # nobody is reading: nothing to release
+
+    thread = threading.Thread(target=open_and_close, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_read_idx_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "labels.idx"
+    if kind == "fifo":
+        os.mkfifo(path)
+        release_fifo_after(path, 1.0)  # before the check, open() would wait for a writer
+        expected = "a FIFO"
+    else:
+        path.symlink_to("/dev/zero")
+        expected = "a character device"
+    with pytest.raises(DatasetError, match=rf"{path} is {expected}, not a regular file"):
+        read_idx(path)
+
+
+def test_read_idx_refuses_dimensions_whose_product_overflows(tmp_path: Path) -> None:
+    path = tmp_path / "images.idx"
+    dims = (2**31, 2**31, 4)  # 2**64 bytes: 0 in int64 arithmetic, matching an empty body
+    path.write_bytes(b"\0\0\x08\x03" + b"".join(n.to_bytes(4, "big") for n in dims))
+    with pytest.raises(DatasetError, match=r"promises shape \(2147483648, 2147483648, 4\)"):
+        read_idx(path)
