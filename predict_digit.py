@@ -1,21 +1,34 @@
-"""Classify your own picture of a handwritten digit with a trained SimpleCNN model.
+"""Classify your own pictures of handwritten digits with a trained SimpleCNN model.
 
     python simple_cnn_from_scratch.py                  # trains and writes simple_cnn_model.npz
     python predict_digit.py my_digit.png               # prints the digit and ten probabilities
     python predict_digit.py photo.jpg --model other.npz --show
+    python predict_digit.py a.png b.jpg my_folder/     # one line per picture: "a.png: 4 (99.9%)"
+    python predict_digit.py my_folder/ --json          # one JSON document, for scripts
 
-The picture may be a PNG or JPEG of any size, a dark digit on light paper or a light digit on a
-dark background. It is turned into what MNIST's digits are, so the network sees what it learnt:
+A picture may be a PNG (8 or 16 bits), JPEG, BMP, GIF or WebP of any size (an animation gives its
+first frame), a dark digit on light paper or a light digit on a dark background. It is turned into
+what MNIST's digits are, so the network sees what it learnt:
 
-    grey levels -> bright ink on black (inverted if the background is light)
+    grey levels in [0, 1] -> bright ink on black (inverted if the background is light)
     -> cropped to the ink -> longer side scaled to 20 px -> centred by its centre of mass in 28x28
+
+``load_image`` reads a file as grey levels and ``prepare_digit`` does the rest, so grey levels from
+elsewhere (a canvas drawn in a browser) are prepared the same way. A warning says when the ink runs
+into the picture's edge (a shadow, the paper's border) or the answer is unclear. A picture that
+cannot be read gets a one-line error and the others are still classified; the exit status is 1 if
+any picture failed, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,46 +38,128 @@ from download_mnist import FASHION_LABELS
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
+MIN_CONTRAST = 16 * 257  # 16-bit levels: under 16 of 255 (~6%) between ink and paper is blank
+MIN_SIDE = 8  # pixels: fewer cannot draw a digit
+CLEAR_PROBABILITY = 0.8  # below it, answers are often wrong (README, "Classify your own digit")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # what a folder offers
+EDGE_WARNING = (
+    "the ink touches the picture's edge (a shadow or the paper's border?); crop to the digit or "
+    "light it evenly, and look at what the network sees with --show"
+)
 
 
 class ImageError(ValueError):
     """A picture that cannot be read or holds no digit."""
 
 
-def load_image(path: str) -> Image.Image:
-    """Open a picture file as greyscale ("L"), upright, transparent parts on white.
+class ModelError(ValueError):
+    """A model file that cannot be used."""
+
+
+# --- Reading a picture ---------------------------------------------------------------------------
+
+
+def load_image(path: str) -> np.ndarray:
+    """Read a picture file as grey levels: upright, transparent parts as white paper.
+
+    Parameters
+    ----------
+    path : str
+        Any picture Pillow reads: PNG (8 or 16 bits), JPEG (CMYK too), BMP, GIF, WebP...
+        An animation gives its first frame.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+        Grey levels in [0, 1]: 0 black, 1 white.
 
     Raises
     ------
     ImageError
-        The file is missing or is not an image Pillow can read.
+        One line: the file is missing, not a regular file, not a picture, damaged or too large.
     """
+    _check_is_a_file(path)
+    return _grey_levels(_read_picture(path))
+
+
+def _check_is_a_file(path: str) -> None:
+    """Refuse anything but a regular file before opening it: a FIFO would wait for a writer."""
+    if os.path.isdir(path):
+        raise ImageError("a folder, not a picture file")
+    if not os.path.exists(path):
+        raise ImageError("no such file")
+    if not os.path.isfile(path):
+        raise ImageError("not a regular file (a device, FIFO or socket?); give a picture file")
+
+
+def _read_picture(path: str) -> Image.Image:
+    """Decode the picture at ``path`` (its first frame), turned upright as its EXIF says."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)  # phone photos store "rotate me" in EXIF
-    except FileNotFoundError:
-        raise ImageError(f"no such file: {path}") from None
+        with warnings.catch_warnings():
+            # Pillow only warns up to twice its pixel limit, then decodes gigabytes.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return ImageOps.exif_transpose(image)  # phone photos store "rotate me" in EXIF
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"too large: over {Image.MAX_IMAGE_PIXELS:,} pixels is unsafe to open (a "
+            "decompression bomb?); scale the picture down"
+        ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path} is not a picture Pillow can read; use a PNG or JPEG") from None
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{path} is too large to be safe to open ({error})") from None
-    except OSError as error:
-        raise ImageError(f"cannot read {path}: {error}") from None
+        raise ImageError(
+            "not a picture Pillow can read; use a PNG, JPEG, BMP, GIF or WebP file"
+        ) from None
+    except PermissionError:
+        raise ImageError("cannot read it: permission denied") from None
+    except (OSError, ValueError, EOFError, SyntaxError, NotImplementedError) as error:
+        # Pillow's decoders report a damaged file with any of these, depending on the format.
+        raise ImageError(f"damaged or truncated picture ({error}); save it again") from None
+
+
+def _grey_levels(image: Image.Image) -> np.ndarray:
+    """Grey levels (H, W), float32 in [0, 1], of a decoded picture in any of Pillow's modes."""
+    if image.mode == "F":
+        raise ImageError("floating-point pictures are not supported; save it as a PNG")
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        return _sixteen_bit_grey_levels(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # A drawing app's transparent background would turn black in "L" and hide dark ink.
         white = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(white, image.convert("RGBA"))
-    return image.convert("L")
+    return np.asarray(image.convert("L"), np.float32) / 255
 
 
-def prepare_digit(image: Image.Image) -> np.ndarray:
-    """Turn a greyscale picture of one digit into an MNIST-style image.
+def _sixteen_bit_grey_levels(image: Image.Image) -> np.ndarray:
+    """Grey levels (H, W), float32 in [0, 1], of a 16-bit grey picture, at its full depth.
+
+    Pillow's convert("L") clips these at 255 instead of scaling them: grey ink on grey paper
+    would turn white. 16-bit PNGs open as "I;16", 16-bit PGMs as "I" (scaled to 0-65535).
+    """
+    levels = np.asarray(image)
+    if levels.min() < 0 or levels.max() > 65535:
+        raise ImageError(
+            f"grey levels from {levels.min()} to {levels.max()} are not 16-bit; save the picture "
+            "as an 8- or 16-bit PNG"
+        )
+    grey = levels.astype(np.float32) / 65535
+    transparent = image.info.get("transparency")  # a 16-bit PNG marks one grey level as clear
+    if transparent is not None:
+        grey[levels == transparent] = 1.0
+    return grey
+
+
+# --- Preparing it the way MNIST's digits were ---------------------------------------------------
+
+
+def prepare_digit(grey: np.ndarray) -> np.ndarray:
+    """Turn grey levels of a picture of one digit into an MNIST-style image.
 
     Parameters
     ----------
-    image : PIL.Image.Image
-        Any size, mode "L"; dark ink on light paper or light ink on dark.
+    grey : ndarray of shape (H, W), float
+        Grey levels in [0, 1] (0 black, 1 white), H and W at least 8: dark ink on light paper or
+        light ink on dark.
 
     Returns
     -------
@@ -74,19 +169,9 @@ def prepare_digit(image: Image.Image) -> np.ndarray:
     Raises
     ------
     ImageError
-        The picture is blank (no ink stands out from the background).
+        ``grey`` is not such an array, or is blank (no ink stands out from the background).
     """
-    grey = np.asarray(image, dtype=np.float32)
-    background = float(np.median(grey))  # the digit's strokes cover far less than half
-    if background - grey.min() > grey.max() - background:
-        grey = 255.0 - grey  # dark ink on light paper: invert to MNIST's light-on-dark
-        background = 255.0 - background
-    ink = np.clip(grey - background, 0.0, None)
-    if ink.max() < 16:  # less than ~6% contrast between ink and paper
-        raise ImageError("no digit found: the picture is blank or has almost no contrast")
-    ink /= ink.max()
-    ink[ink < INK_THRESHOLD] = 0.0  # paper texture and JPEG noise are not ink
-
+    ink = find_ink(grey)
     rows = np.flatnonzero(ink.any(axis=1))
     columns = np.flatnonzero(ink.any(axis=0))
     digit = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
@@ -97,6 +182,67 @@ def prepare_digit(image: Image.Image) -> np.ndarray:
     # LANCZOS anti-aliases like MNIST's own downscaling, so strokes keep soft grey edges.
     digit = np.asarray(digit_image.resize((width, height), Image.Resampling.LANCZOS), np.float32)
     return _centre_by_mass(digit)
+
+
+def find_ink(grey: np.ndarray) -> np.ndarray:
+    """Where the ink is, bright on black, whichever way round the picture was.
+
+    Parameters
+    ----------
+    grey : ndarray of shape (H, W), float
+        Grey levels in [0, 1], as for :func:`prepare_digit`.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+        1 at the strongest ink, 0 on the paper and below 20% of the strongest ink.
+
+    Raises
+    ------
+    ImageError
+        ``grey`` is not grey levels of a picture, or no ink stands out from the background.
+    """
+    # Counted in 16-bit levels, 8-bit ones are whole numbers too (255 x 257 = 65535): the sums
+    # below are exact, so an 8-bit picture's ties at the thresholds fall as in integer arithmetic.
+    levels = np.round(_checked_grey(grey) * 65535).astype(np.float32)
+    background = float(np.median(levels))  # the digit's strokes cover far less than half
+    if background - levels.min() > levels.max() - background:
+        levels = 65535 - levels  # dark ink on light paper: invert to MNIST's light-on-dark
+        background = 65535 - background
+    ink = np.clip(levels - background, 0.0, None)
+    if ink.max() < MIN_CONTRAST:
+        raise ImageError(
+            "no digit found: the picture is blank or has almost no contrast; write with dark "
+            "ink on plain light paper"
+        )
+    ink /= ink.max()
+    ink[ink < INK_THRESHOLD] = 0.0  # paper texture and JPEG noise are not ink
+    return ink
+
+
+def _checked_grey(grey: np.ndarray) -> np.ndarray:
+    """``grey`` as an array, or an ImageError that says why it is not grey levels in [0, 1]."""
+    grey = np.asarray(grey)
+    if grey.ndim != 2:
+        raise ImageError(f"expected a 2-D array of grey levels (H, W), got shape {grey.shape}")
+    if not np.issubdtype(grey.dtype, np.floating):
+        raise ImageError(
+            f"expected float grey levels in [0, 1], got {grey.dtype}; divide 8-bit values by 255"
+        )
+    if min(grey.shape) < MIN_SIDE:
+        height, width = grey.shape
+        raise ImageError(
+            f"the picture is {width}x{height} pixels, too small to hold a digit; use one at "
+            f"least {MIN_SIDE} pixels on each side"
+        )
+    if not np.isfinite(grey).all():
+        raise ImageError("the grey levels hold NaN or infinite values")
+    if grey.min() < 0 or grey.max() > 1:
+        raise ImageError(
+            f"grey levels must lie in [0, 1] (0 black, 1 white), got {grey.min():g} to "
+            f"{grey.max():g}"
+        )
+    return grey
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
@@ -114,6 +260,191 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return np.uint8(np.clip(np.round(framed), 0, 255))
 
 
+# --- Doubts worth a warning ---------------------------------------------------------------------
+
+
+def picture_warnings(grey: np.ndarray) -> list[str]:
+    """Doubts about a picture itself: ink on its border row or column.
+
+    Ink at the edge is seldom the digit: a shadow, uneven light or the paper's border, which
+    the crop then takes in with the digit, and the network misreads with confidence.
+
+    Parameters
+    ----------
+    grey : ndarray of shape (H, W), float
+        Grey levels in [0, 1], as for :func:`prepare_digit`.
+    """
+    ink = find_ink(grey)
+    touches_edge = ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any()
+    return [EDGE_WARNING] if touches_edge else []
+
+
+def answer_warnings(probabilities: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """Doubts about an answer: the best class's probability is under ``CLEAR_PROBABILITY``.
+
+    A test on the margin between the two best would add nothing: once the best is at 0.8 or
+    more, the second is at most 0.2.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (C,)
+        One picture's class probabilities, summing to 1.
+    class_names : sequence of C str
+    """
+    second, best = np.argsort(probabilities)[-2:]
+    if probabilities[best] >= CLEAR_PROBABILITY:
+        return []
+    return [
+        f"the answer is unclear: {class_names[best]} ({probabilities[best]:.0%}) or "
+        f"{class_names[second]} ({probabilities[second]:.0%}); write with thick, centred strokes, "
+        "and look at what the network sees with --show"
+    ]
+
+
+# --- The model ----------------------------------------------------------------------------------
+
+
+def classify(model_path: str, digits: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Load the model once and give each MNIST-style image its class probabilities.
+
+    Parameters
+    ----------
+    model_path : str
+        A model file written by simple_cnn_from_scratch.py.
+    digits : ndarray of shape (N, 28, 28), uint8
+        Images made by :func:`prepare_digit`.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (N, C)
+        Each row sums to 1.
+    class_names : list of C str
+        The digits "0" to "9", or Fashion-MNIST's class names.
+
+    Raises
+    ------
+    ModelError
+        One line: the model file is missing, damaged or from another network.
+    """
+    import model_file  # TensorFlow loads only here, once some picture is known to be good
+
+    try:
+        model = model_file.load_model(model_path)
+    except model_file.ModelFileError as error:
+        raise ModelError(str(error)) from None
+    probabilities = model_file.predict_proba(model.cnn, model.head, digits)
+    labels = FASHION_LABELS if model.config.get("dataset") == "fashion" else range(10)
+    return probabilities, [str(label) for label in labels]
+
+
+# --- The command line ---------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What the command line says about one picture: its answer, or why it has none."""
+
+    path: str
+    digit: np.ndarray | None = None  # (28, 28) uint8: what the network sees
+    probabilities: np.ndarray | None = None  # (C,), once classified
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def read_pictures(arguments: Sequence[str]) -> list[Answer]:
+    """Read and prepare each picture named; a folder stands for the pictures in it."""
+    answers = []
+    for argument in arguments:
+        try:
+            paths = pictures_in(argument) if os.path.isdir(argument) else [argument]
+        except ImageError as error:
+            answers.append(Answer(argument, error=str(error)))
+            continue
+        answers += [read_picture(path) for path in paths]
+    return answers
+
+
+def pictures_in(folder: str) -> list[str]:
+    """Paths of the PNG, JPEG, BMP, GIF and WebP files in ``folder``, sorted by name.
+
+    Raises
+    ------
+    ImageError
+        The folder cannot be listed or holds no pictures.
+    """
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as error:
+        raise ImageError(f"cannot list this folder ({error.strerror})") from None
+    # Hidden files are skipped: macOS leaves "._photo.jpg" beside photos, and it is no picture.
+    paths = [
+        os.path.join(folder, name)
+        for name in names
+        if name.lower().endswith(PICTURE_SUFFIXES) and not name.startswith(".")
+    ]
+    if not paths:
+        raise ImageError("no pictures (PNG, JPEG, BMP, GIF or WebP) in this folder")
+    return paths
+
+
+def read_picture(path: str) -> Answer:
+    """The prepared digit of the picture at ``path`` and its warnings, or why it failed."""
+    try:
+        grey = load_image(path)
+        return Answer(path, digit=prepare_digit(grey), warnings=picture_warnings(grey))
+    except ImageError as error:
+        return Answer(path, error=str(error))
+
+
+def as_json(answer: Answer, class_names: Sequence[str]) -> dict:
+    """One picture's answer (or error) as a JSON object."""
+    if answer.error is not None:
+        return {"path": answer.path, "error": answer.error}
+    best = int(np.argmax(answer.probabilities))
+    name = class_names[best]
+    return {
+        "path": answer.path,
+        "prediction": int(name) if name.isdigit() else name,  # a digit as a number, for scripts
+        "class_index": best,
+        "probability": float(answer.probabilities[best]),
+        "probabilities": [float(probability) for probability in answer.probabilities],
+        "warnings": answer.warnings,
+    }
+
+
+def print_details(answer: Answer, class_names: Sequence[str], show: bool) -> None:
+    """The predicted class and a bar for each class's probability; warnings on stderr."""
+    if show:
+        print(as_text(answer.digit))
+    best = int(np.argmax(answer.probabilities))
+    print(f"Predicted: {class_names[best]} ({answer.probabilities[best]:.1%})")
+    width = max(len(name) for name in class_names)
+    for name, probability in zip(class_names, answer.probabilities, strict=True):
+        bar = "#" * round(probability * 40)
+        print(f"  {name:>{width}}  {probability:.4f}  {bar}")
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def print_line(answer: Answer, class_names: Sequence[str], show: bool) -> None:
+    """One line for one of several pictures, like "a.png: 4 (99.9%)"; errors on stderr."""
+    path = printable(answer.path)
+    if answer.error is not None:
+        print(f"{path}: error: {answer.error}", file=sys.stderr)
+        return
+    best = int(np.argmax(answer.probabilities))
+    print(f"{path}: {class_names[best]} ({answer.probabilities[best]:.1%})")
+    if show:
+        print(as_text(answer.digit))
+    for warning in answer.warnings:
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+
+
+def printable(path: str) -> str:
+    """``path`` as text any UTF-8 output takes: a file name's undecodable bytes as \\udcff."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def as_text(image: np.ndarray) -> str:
     """A 28x28 uint8 image as 28 lines of text, darker characters for brighter pixels."""
     shades = " .:-=+*#%@"
@@ -123,48 +454,62 @@ def as_text(image: np.ndarray) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Classify a picture of a handwritten digit (PNG or JPEG, any size, dark on "
-        "light or light on dark) with a model trained by simple_cnn_from_scratch.py."
+        description="Classify pictures of handwritten digits (PNG, JPEG, BMP, GIF or WebP, any "
+        "size, dark on light or light on dark) with a model trained by "
+        "simple_cnn_from_scratch.py.",
+        allow_abbrev=False,  # "--mod x.npz" must not quietly mean "--model x.npz"
     )
-    parser.add_argument("image", help="the picture file")
+    parser.add_argument(
+        "pictures",
+        nargs="+",
+        metavar="PICTURE",
+        help="a picture file, or a folder: all its PNG, JPEG, BMP, GIF and WebP files by name",
+    )
     parser.add_argument(
         "--model",
         default="simple_cnn_model.npz",
         help="model file written by simple_cnn_from_scratch.py (default simple_cnn_model.npz)",
     )
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
         "--show", action="store_true", help="also print the 28x28 image the network sees"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document for scripts: a list with an object for each picture",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the predicted digit and the ten probabilities; returns 0."""
+    """Classify each picture named; returns 1 if any picture could not be read, else 0."""
     args = build_parser().parse_args(argv)
-    try:
-        digit = prepare_digit(load_image(args.image))
-    except ImageError as error:
-        sys.exit(f"error: {error}")
+    answers = read_pictures(args.pictures)
+    readable = [answer for answer in answers if answer.error is None]
+    class_names: list[str] = []
+    if readable:  # the model loads only once a picture was read, so a bad path fails fast
+        try:
+            probabilities, class_names = classify(
+                args.model, np.stack([answer.digit for answer in readable])
+            )
+        except ModelError as error:
+            sys.exit(f"error: {error}")
+        for answer, row in zip(readable, probabilities, strict=True):
+            answer.probabilities = row
+            answer.warnings += answer_warnings(row, class_names)
 
-    import model_file  # TensorFlow loads only once the picture is known to be good
-
-    try:
-        model = model_file.load_model(args.model)
-    except model_file.ModelFileError as error:
-        sys.exit(f"error: {error}")
-    probabilities = model_file.predict_proba(model.cnn, model.head, digit[np.newaxis])[0]
-    labels = FASHION_LABELS if model.config.get("dataset") == "fashion" else range(10)
-    labels = [str(label) for label in labels]
-
-    if args.show:
-        print(as_text(digit))
-    best = int(np.argmax(probabilities))
-    print(f"Predicted: {labels[best]} ({probabilities[best]:.1%})")
-    width = max(len(label) for label in labels)
-    for label, probability in zip(labels, probabilities, strict=True):
-        bar = "#" * round(probability * 40)
-        print(f"  {label:>{width}}  {probability:.4f}  {bar}")
-    return 0
+    one_picture = len(args.pictures) == 1 and not os.path.isdir(args.pictures[0])
+    if args.json:
+        print(json.dumps([as_json(answer, class_names) for answer in answers], indent=2))
+    elif one_picture and answers[0].error is not None:
+        sys.exit(f"error: {printable(answers[0].path)}: {answers[0].error}")
+    elif one_picture:
+        print_details(answers[0], class_names, args.show)
+    else:
+        for answer in answers:
+            print_line(answer, class_names, args.show)
+    return 1 if len(readable) < len(answers) else 0
 
 
 if __name__ == "__main__":

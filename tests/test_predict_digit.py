@@ -1,17 +1,35 @@
 """Classifying one's own picture: MNIST-style preprocessing, and predictions from a saved model.
 
 The pictures are made here from real MNIST test digits: moved off centre on a larger canvas,
-scaled up, inverted to dark ink on light paper (or not), and saved as PNG or JPEG.
+scaled up, inverted to dark ink on light paper (or not), and saved as PNG, JPEG and the odder
+formats people have (16-bit PNG, CMYK JPEG, palette PNG, animated GIF), plus damaged and hostile
+files that must get a one-line error, never a traceback or a hang.
 """
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 import predict_digit
 import simple_cnn_from_scratch as driver
-from download_mnist import load_dataset
-from predict_digit import ImageError, load_image, prepare_digit
+from download_mnist import FASHION_LABELS, load_dataset
+from predict_digit import (
+    ImageError,
+    answer_warnings,
+    load_image,
+    picture_warnings,
+    prepare_digit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +58,11 @@ def photograph(digit, *, dark_on_light=True, size=(360, 240), offset=(10, 40)):
     return Image.fromarray(canvas).resize(size, Image.Resampling.BICUBIC)
 
 
+def grey_levels(image):
+    """A PIL picture as prepare_digit's input: float32 grey levels (H, W) in [0, 1]."""
+    return np.asarray(image.convert("L"), np.float32) / 255
+
+
 def correlation(a, b):
     return np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1]
 
@@ -48,7 +71,9 @@ def correlation(a, b):
 def test_preparing_a_picture_recovers_the_mnist_digit(test_digits, dark_on_light):
     digits, _ = test_digits
     similarities = [
-        correlation(prepare_digit(photograph(digit, dark_on_light=dark_on_light)), digit)
+        correlation(
+            prepare_digit(grey_levels(photograph(digit, dark_on_light=dark_on_light))), digit
+        )
         for digit in digits
     ]
     # MNIST's own recipe (20 px box, centre of mass in the middle) undoes the move and scaling.
@@ -56,7 +81,8 @@ def test_preparing_a_picture_recovers_the_mnist_digit(test_digits, dark_on_light
 
 
 def test_prepared_digit_is_mnist_shaped(test_digits):
-    prepared = prepare_digit(photograph(test_digits[0][1], size=(900, 600), offset=(30, 5)))
+    picture = photograph(test_digits[0][1], size=(900, 600), offset=(30, 5))
+    prepared = prepare_digit(grey_levels(picture))
     rows = np.flatnonzero(prepared.any(axis=1))
     columns = np.flatnonzero(prepared.any(axis=0))
     assert prepared.shape == (28, 28) and prepared.dtype == np.uint8
@@ -133,4 +159,419 @@ def test_missing_model_gets_a_one_line_error(tmp_path, test_digits):
 
 def test_prepare_digit_rejects_a_blank_picture():
     with pytest.raises(ImageError, match="no digit found"):
-        prepare_digit(Image.new("L", (28, 28), 0))
+        prepare_digit(np.zeros((28, 28), np.float32))
+
+
+# --- Reading a picture: grey levels in [0, 1], at full depth ------------------------------------
+
+
+def test_load_image_gives_grey_levels_from_0_to_1(tmp_path):
+    path = tmp_path / "steps.png"
+    Image.fromarray(np.uint8([[0, 51, 255]] * 10)).save(path)  # 3 wide, 10 high
+    grey = load_image(str(path))
+    assert grey.shape == (10, 3) and grey.dtype == np.float32
+    np.testing.assert_allclose(grey[0], [0.0, 0.2, 1.0], atol=1e-6)  # 0 black, 1 white
+
+
+def sixteen_bit(digit, background, ink):
+    """A photographed MNIST digit as 16-bit levels (uint16): ``ink`` strokes on ``background``."""
+    strokes = np.asarray(photograph(digit, dark_on_light=False), np.float64) / 255
+    return np.uint16(np.round(background + strokes * (ink - background)))
+
+
+@pytest.mark.parametrize("suffix, mode", [("png", "I;16"), ("pgm", "I")])
+@pytest.mark.parametrize(
+    "background, ink", [(20000, 40000), (0, 65535)], ids=["grey-ink", "full-range"]
+)
+def test_16_bit_picture_gives_the_digit_of_its_8_bit_version(
+    test_digits, tmp_path, background, ink, suffix, mode
+):
+    # convert("L") clips 16-bit grey at 255: grey ink on grey paper would read as blank.
+    digit = test_digits[0][2]
+    levels = sixteen_bit(digit, background, ink)
+    Image.fromarray(levels).save(tmp_path / f"16.{suffix}")
+    Image.fromarray(np.uint8(np.round(levels / 257))).save(tmp_path / "8.png")
+    assert Image.open(tmp_path / f"16.{suffix}").mode == mode  # really 16 bits on disk
+
+    prepared_16 = prepare_digit(load_image(str(tmp_path / f"16.{suffix}")))
+    prepared_8 = prepare_digit(load_image(str(tmp_path / "8.png")))
+    assert correlation(prepared_16, prepared_8) > 0.99
+    assert np.abs(prepared_16.astype(int) - prepared_8).max() <= 8  # 8-bit rounding only
+    assert correlation(prepared_16, digit) > 0.9
+
+
+def test_16_bit_png_with_a_transparent_background(test_digits, tmp_path):
+    digit = test_digits[0][2]
+    strokes = np.asarray(photograph(digit, dark_on_light=False)) > 127
+    levels = np.where(strokes, 10000, 50000).astype(np.uint16)  # one grey level is transparent
+    path = tmp_path / "16t.png"
+    Image.fromarray(levels).save(path, transparency=50000)
+    grey = load_image(str(path))
+    assert grey[0, 0] == 1.0  # transparent counts as white paper
+    assert correlation(prepare_digit(grey), digit) > 0.8  # of a two-level drawing
+
+
+def write_png_16_bit(path, samples):
+    """Write uint16 ``samples`` (H, W, 3) as a 16-bit RGB PNG, which Pillow cannot save."""
+    height, width, _ = samples.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)  # filter 0 each
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, RGB
+    png = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png)
+
+
+def test_16_bit_rgb_png_reads_like_its_8_bit_version(test_digits, tmp_path):
+    # Pillow reads 16-bit RGB as 8-bit RGB (the high byte), so nothing is lost for a digit.
+    levels = sixteen_bit(test_digits[0][2], 20000, 40000)
+    write_png_16_bit(tmp_path / "rgb16.png", np.repeat(levels[..., np.newaxis], 3, axis=2))
+    Image.fromarray(np.uint8(levels // 256)).save(tmp_path / "8.png")
+    np.testing.assert_allclose(
+        load_image(str(tmp_path / "rgb16.png")), load_image(str(tmp_path / "8.png")), atol=1 / 255
+    )
+
+
+# --- prepare_digit takes any grey picture in [0, 1] and nothing else ----------------------------
+
+
+@pytest.mark.parametrize(
+    "grey, message",
+    [
+        (np.full((28, 28, 3), 0.5, np.float32), "2-D"),
+        (np.full((28, 28), np.nan), "NaN or infinite"),
+        (np.where(np.eye(28) > 0, np.inf, 0.5), "NaN or infinite"),
+        (np.full((28, 28), 2.0), "must lie in"),
+        (np.full((28, 28), -0.5), "must lie in"),
+        (np.full((28, 28), 255, np.uint8), "divide 8-bit values by 255"),
+        (np.zeros((1, 1), np.float32), "too small"),
+        (np.zeros((0, 28), np.float32), "too small"),
+    ],
+    ids=["rgb", "nan", "inf", "above-1", "negative", "uint8", "1x1", "empty"],
+)
+def test_prepare_digit_rejects_what_is_not_a_grey_picture(grey, message):
+    with pytest.raises(ImageError, match=message):
+        prepare_digit(grey)
+
+
+# --- Warnings: uneven light, doubtful answers ---------------------------------------------------
+
+
+def with_shadow(picture, width=80, darkest=0.2):
+    """A picture darkened towards its left edge, as by a hand's or a phone's shadow."""
+    light = np.ones(picture.width, np.float32)
+    light[:width] = np.linspace(darkest, 1.0, width)
+    return Image.fromarray(np.uint8(np.asarray(picture, np.float32) * light))
+
+
+def blend(first, second):
+    """Two MNIST digits drawn over each other: a drawing that is neither."""
+    return photograph(np.maximum(first, second))
+
+
+def test_a_shadow_along_an_edge_gets_a_warning(model_path, test_digits, tmp_path, capsys):
+    picture = with_shadow(photograph(test_digits[0][0]))
+    assert picture_warnings(grey_levels(picture)) == [predict_digit.EDGE_WARNING]
+    path = tmp_path / "shadow.png"
+    picture.save(path)
+    assert predict_digit.main([str(path), "--model", str(model_path)]) == 0
+    assert "warning: the ink touches the picture's edge" in capsys.readouterr().err
+
+
+def test_an_unclear_answer_gets_a_warning(model_path, test_digits, tmp_path, capsys):
+    digits, labels = test_digits
+    assert (labels[4], labels[5]) == (4, 1)
+    path = tmp_path / "four-or-one.png"
+    blend(digits[4], digits[5]).save(path)
+    assert predict_digit.main([str(path), "--model", str(model_path)]) == 0
+    assert "warning: the answer is unclear: " in capsys.readouterr().err
+
+
+def test_a_clear_digit_gets_no_warning(model_path, test_digits, tmp_path, capsys):
+    picture = photograph(test_digits[0][0])
+    assert picture_warnings(grey_levels(picture)) == []
+    picture.save(tmp_path / "seven.png")
+    predict_digit.main([str(tmp_path / "seven.png"), "--model", str(model_path)])
+    assert capsys.readouterr().err == ""
+
+
+def test_answer_warnings_name_the_two_best():
+    names = [str(digit) for digit in range(10)]
+    assert answer_warnings(np.eye(10)[3] * 0.9 + 0.01, names) == []
+    doubtful = np.array([0, 0, 0, 0, 0.55, 0, 0, 0, 0, 0.45])
+    (warning,) = answer_warnings(doubtful, names)
+    assert warning.startswith("the answer is unclear: 4 (55%) or 9 (45%)")
+
+
+# --- Several pictures, a folder, --json ---------------------------------------------------------
+
+
+@pytest.fixture
+def seven_and_two(test_digits, tmp_path):
+    """Paths of two good pictures (a 7 and a 2) and one that is not a picture, in between."""
+    digits, labels = test_digits
+    assert (labels[0], labels[1]) == (7, 2)
+    seven, broken, two = tmp_path / "seven.png", tmp_path / "broken.jpg", tmp_path / "two.jpg"
+    photograph(digits[0]).save(seven)
+    broken.write_text("not a picture")
+    photograph(digits[1], dark_on_light=False).save(two)
+    return str(seven), str(broken), str(two)
+
+
+def test_several_pictures_get_one_line_each(model_path, seven_and_two, capsys):
+    seven, broken, two = seven_and_two
+    assert predict_digit.main([seven, broken, two, "--model", str(model_path)]) == 1  # one failed
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{seven}: 7 (") and lines[0].endswith("%)")
+    assert lines[1].startswith(f"{two}: 2 (")
+    assert f"{broken}: error: not a picture Pillow can read" in captured.err
+
+
+def test_all_good_pictures_exit_0(model_path, seven_and_two, capsys):
+    seven, _, two = seven_and_two
+    assert predict_digit.main([seven, two, "--model", str(model_path)]) == 0
+
+
+def test_a_folder_gives_its_pictures_sorted_by_name(model_path, test_digits, tmp_path, capsys):
+    digits, _ = test_digits
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    # The last name is not UTF-8 (an old archive's): printing it must not crash.
+    names = ["a.PNG", "b.jpeg", "c.bmp", "d.gif", "e.webp", "f.jpg", os.fsdecode(b"g\xff.png")]
+    for index, name in reversed(list(enumerate(names))):
+        photograph(digits[index]).convert("RGB").save(folder / name)
+    (folder / "notes.txt").write_text("not a picture, not listed")
+    (folder / "._a.PNG").write_bytes(b"\0\5\26\7")  # macOS's resource fork: hidden, skipped
+    (folder / "z.png").mkdir()  # a folder, not a picture: an error of its own
+
+    assert predict_digit.main([str(folder), "--model", str(model_path)]) == 1
+    captured = capsys.readouterr()
+    shown = [line.split(": ")[0] for line in captured.out.splitlines()]
+    assert shown == [str(folder / name) for name in names[:-1]] + [f"{folder}/g\\udcff.png"]
+    assert captured.err.strip() == f"{folder / 'z.png'}: error: a folder, not a picture file"
+
+
+def test_a_folder_without_pictures_is_an_error(model_path, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    assert predict_digit.main([str(tmp_path), "--model", str(model_path)]) == 1
+    assert (
+        "error: no pictures (PNG, JPEG, BMP, GIF or WebP) in this folder" in capsys.readouterr().err
+    )
+
+
+def test_show_prints_each_picture_the_network_sees(model_path, seven_and_two, capsys):
+    seven, _, two = seven_and_two
+    predict_digit.main([seven, two, "--model", str(model_path), "--show"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * 29
+    assert lines[0].startswith(f"{seven}: 7") and lines[29].startswith(f"{two}: 2")
+    assert all(len(line) == 56 for line in lines[1:29] + lines[30:])
+
+
+def test_json_gives_one_document_for_scripts(model_path, seven_and_two, capsys):
+    seven, broken, two = seven_and_two
+    assert predict_digit.main([seven, broken, two, "--json", "--model", str(model_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    answers = json.loads(captured.out)
+    assert [answer["path"] for answer in answers] == [seven, broken, two]
+    assert answers[1].keys() == {"path", "error"}
+    assert answers[1]["error"].startswith("not a picture Pillow can read")
+    for answer, digit in ((answers[0], 7), (answers[2], 2)):
+        assert answer.keys() == {
+            "path",
+            "prediction",
+            "class_index",
+            "probability",
+            "probabilities",
+            "warnings",
+        }
+        assert answer["prediction"] == answer["class_index"] == digit
+        assert len(answer["probabilities"]) == 10
+        assert abs(sum(answer["probabilities"]) - 1) < 1e-4
+        assert answer["probability"] == max(answer["probabilities"])
+        assert answer["warnings"] == []
+
+
+def test_json_names_fashion_classes(monkeypatch, seven_and_two, capsys):
+    def classify(model_path, digits):
+        return np.tile(np.eye(10)[1], (len(digits), 1)), list(FASHION_LABELS)
+
+    monkeypatch.setattr(predict_digit, "classify", classify)
+    predict_digit.main([seven_and_two[0], "--json"])
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["prediction"] == "Trouser" and answer["class_index"] == 1
+
+
+def test_the_model_is_loaded_once_after_the_pictures(monkeypatch, seven_and_two, capsys):
+    batches = []
+
+    def classify(model_path, digits):
+        batches.append(digits)
+        return np.full((len(digits), 10), 0.1), [str(digit) for digit in range(10)]
+
+    monkeypatch.setattr(predict_digit, "classify", classify)
+    seven, broken, two = seven_and_two
+    predict_digit.main([seven, broken, two])
+    assert len(batches) == 1 and batches[0].shape == (2, 28, 28) and batches[0].dtype == np.uint8
+    # No good picture: the model is never loaded, so a bad path fails fast.
+    assert predict_digit.main([broken, broken, "--model", "no-such-model.npz"]) == 1
+    assert len(batches) == 1
+
+
+def test_json_and_show_do_not_mix(seven_and_two, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        predict_digit.main([seven_and_two[0], "--json", "--show"])
+    assert exit_.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_options_are_not_abbreviated(seven_and_two, capsys):
+    # argparse would take "--mod" for "--model" and silently read another file.
+    with pytest.raises(SystemExit) as exit_:
+        predict_digit.main([seven_and_two[0], "--mod", "other.npz"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --mod" in capsys.readouterr().err
+
+
+def test_a_real_run_from_the_shell(model_path, test_digits, tmp_path):
+    digits, _ = test_digits
+    photograph(digits[0]).save(tmp_path / "a.png")
+    photograph(digits[1]).save(tmp_path / "b.png")
+    (tmp_path / "c.png").write_bytes((tmp_path / "a.png").read_bytes()[:300])  # truncated
+    run = subprocess.run(
+        [sys.executable, "predict_digit.py", str(tmp_path), "--json", "--model", str(model_path)],
+        cwd=Path(predict_digit.__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stderr  # c.png failed, the others did not
+    answers = json.loads(run.stdout)
+    assert [answer.get("prediction") for answer in answers] == [7, 2, None]
+    assert "damaged or truncated" in answers[2]["error"]
+    assert "Traceback" not in run.stderr
+
+
+# --- Hostile and odd files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fails_in_5_seconds():
+    """Turn a hang into a test failure (SIGALRM), so a regression cannot stall the suite."""
+
+    def stop(signal_number, frame):
+        raise AssertionError("still waiting after 5 seconds")  # not an OSError: never caught
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path, fails_in_5_seconds):
+    fifo = tmp_path / "picture.png"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(str(fifo))
+
+
+def test_a_device_is_refused(fails_in_5_seconds):
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image("/dev/zero")
+
+
+def test_a_folder_is_not_a_picture(tmp_path):
+    with pytest.raises(ImageError, match="a folder, not a picture file"):
+        load_image(str(tmp_path))
+
+
+def save_png_with_a_huge_comment(path):
+    comment = PngImagePlugin.PngInfo()
+    comment.add_text("Comment", "A" * 3_000_000, zip=True)  # 3 MB, compressed to a few kB
+    Image.new("L", (40, 40), 255).save(path, pnginfo=comment)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: path.write_bytes(png_bytes()[:300]), "damaged or truncated"),
+        (save_png_with_a_huge_comment, "damaged or truncated"),
+        (lambda path: path.write_bytes(b"P5\n" + b"9" * 100), "damaged or truncated"),
+        (lambda path: path.write_bytes(png_with_a_bad_chunk_length()), "damaged or truncated"),
+        (lambda path: Image.new("L", (1, 1), 0).save(path, "PNG"), "1x1 pixels, too small"),
+        (lambda path: Image.new("L", (60, 40), 0).save(path, "PNG"), "no digit found"),
+    ],
+    ids=[
+        "truncated-png",
+        "png-comment-bomb",
+        "bad-ppm-header",
+        "bad-chunk-length",
+        "1x1",
+        "all-ink",
+    ],
+)
+def test_damaged_and_odd_pictures_get_an_image_error(tmp_path, make, message):
+    path = tmp_path / "picture.png"
+    make(path)
+    with pytest.raises(ImageError, match=message):
+        prepare_digit(load_image(str(path)))
+
+
+def png_bytes():
+    """A 200x200 PNG of noise: large enough that cutting it leaves a damaged image."""
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
+    file = io.BytesIO()
+    Image.fromarray(noise).save(file, "PNG")
+    return file.getvalue()
+
+
+def png_with_a_bad_chunk_length():
+    """A PNG whose image data chunk claims the wrong length: Pillow raises SyntaxError."""
+    data = bytearray(png_bytes())
+    data[data.find(b"IDAT") - 1] = 0  # the low byte of the chunk's length
+    return bytes(data)
+
+
+def test_a_huge_picture_is_refused(tmp_path, monkeypatch):
+    # Pillow only warns between its limit and twice it, then decodes gigabytes.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    Image.new("L", (150, 100), 255).save(tmp_path / "big.png")
+    with pytest.raises(ImageError, match="too large"):
+        load_image(str(tmp_path / "big.png"))
+    Image.new("L", (300, 300), 255).save(tmp_path / "bomb.png")  # over twice: Pillow's error
+    with pytest.raises(ImageError, match="too large"):
+        load_image(str(tmp_path / "bomb.png"))
+
+
+def test_a_cmyk_jpeg(test_digits, tmp_path):
+    digit = test_digits[0][3]
+    black_ink = np.asarray(photograph(digit, dark_on_light=False))
+    cmyk = np.stack([np.zeros_like(black_ink)] * 3 + [black_ink], axis=-1)
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "cmyk.jpg")
+    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    assert correlation(prepare_digit(load_image(str(tmp_path / "cmyk.jpg"))), digit) > 0.9
+
+
+def test_a_palette_png_with_a_transparent_background(test_digits, tmp_path):
+    digit = test_digits[0][3]
+    ink = np.asarray(photograph(digit, dark_on_light=False)) > 127
+    palette = Image.fromarray(np.uint8(ink), "P")  # index 0: background, 1: ink
+    palette.putpalette([0, 0, 0, 0, 0, 0])  # both black: only transparency tells them apart
+    palette.save(tmp_path / "palette.png", transparency=0)
+    assert correlation(prepare_digit(load_image(str(tmp_path / "palette.png"))), digit) > 0.8
+
+
+def test_an_animated_gif_gives_its_first_frame(test_digits, tmp_path):
+    digits, _ = test_digits
+    first, second = (photograph(digit).convert("P") for digit in digits[:2])
+    first.save(tmp_path / "moving.gif", save_all=True, append_images=[second], duration=100)
+    prepared = prepare_digit(load_image(str(tmp_path / "moving.gif")))
+    assert correlation(prepared, digits[0]) > 0.9
