@@ -1,368 +1,463 @@
 """The trained-model file: one ``.npz`` holding everything a SimpleCNN training run has learned.
 
-The driver (``simple_cnn_from_scratch.py``) writes it at the end of every epoch and on Ctrl-C,
-``predict_digit.py`` and the plots read it. It is a plain NumPy archive, so ``np.load(path)``
-shows every array by name:
+Saving and loading only, with NumPy alone: no TensorFlow, so predicting and plotting start in
+a fraction of a second. The trainer (``simple_cnn_from_scratch.py``) writes the file at the end
+of every epoch and when it is stopped; ``inference.py`` turns it into a classifier. It is a plain
+NumPy archive, so ``np.load(path)`` shows every array by name:
 
-==========================  ==================================================================
-``format``                  ``"simple-cnn-lenet5-v1"``: which network the arrays belong to
-``conv1_filters``           (6, 1, 5, 5) float32
-``conv2_filters``           (16, 6, 5, 5) float32
-``head.0.kernel`` / bias    (400, 128) / (128,) float32: Dense(128, relu)
-``head.1.kernel`` / bias    (128, 10) / (10,) float32: Dense(10), logits
-``conv_optimizer.<name>``   the NumPy Adam's ``state_dict()`` (moments of both filter banks)
-``conv_optimizer_settings`` JSON: its learning rate, beta_1, beta_2 and epsilon
-``head_optimizer.<i>``      the Keras Adam's ``variables`` in order (iterations, moments)
-``epoch``                   epochs completed
-``step``                    steps done in epoch ``epoch + 1`` when saved mid-epoch (Ctrl-C)
-``partial_epoch``           JSON: that partial epoch's running sums (loss, correct, seen, seconds)
-``config``                  JSON: the training settings (seed, batch size, learning rate, ...)
-``history``                 JSON: one record per finished epoch (loss, accuracy, val_*, seconds)
-==========================  ==================================================================
+==============================  =============================================================
+``format``                      ``"simple-cnn-v2"`` (``"simple-cnn-lenet5-v1"`` files still load)
+``architecture``                JSON: filters, kernel_sizes, paddings (pixels), input_shape,
+                                hidden, dropout, num_classes
+``conv1_filters``, ...          stage i's filters (F, C, K, K) float32, one per stage
+``head.0.kernel`` / ``.bias``   the head's Dense layers in order: (in, out) / (out,) float32
+``head_state.<i>``              the head's other variables (dropout's random-number state)
+``conv_optimizer.<name>``       the NumPy Adam's ``state_dict()`` (moments of every filter bank)
+``conv_optimizer_settings``     JSON: its learning rate, beta_1, beta_2 and epsilon
+``head_optimizer.<i>``          the Keras Adam's ``variables`` in order (iterations, moments)
+``epoch``                       epochs completed
+``step``                        steps done in epoch ``epoch + 1`` when saved mid-epoch
+``partial_epoch``               JSON: that partial epoch's running sums
+``config``                      JSON: the run's settings (seed, batch size, learning rate, ...)
+``history``                     JSON: one record per finished epoch (loss, accuracy, val_*, ...)
+==============================  =============================================================
+
+Nothing in a file is trusted: every member is checked by name, and by the size and shape its
+header claims, before its data is read; every number is checked for type and range.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from adam import Adam
-from simple_cnn import SimpleCNN
+import train_config
+from atomic_write import write_atomically
+from simple_cnn import plan_stages
 
-
-def _import_tensorflow_quietly():
-    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) kept off the terminal.
-
-    TF 2.20+ prints them before its logging is set up, so TF_CPP_MIN_LOG_LEVEL alone cannot hide
-    them; file descriptor 2 goes to /dev/null for the import and the device probe only.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow
-
-        tensorflow.config.list_physical_devices()
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
-        os.close(devnull)
-    return tensorflow
-
-
-tf = _import_tensorflow_quietly()
-import keras  # noqa: E402  (after the quiet TensorFlow import above)
-
-FORMAT = "simple-cnn-lenet5-v1"
+FORMAT = "simple-cnn-v2"
+OLD_FORMAT = "simple-cnn-lenet5-v1"  # LeNet-5 only, no "architecture" member
 ADAM_SETTINGS = ("learning_rate", "beta_1", "beta_2", "epsilon")
-HEAD_UNITS = (128, 10)
-# Every array the file must hold, with its shape; the optimizers' entries are checked on restore.
-WEIGHT_SHAPES = {
-    "conv1_filters": (6, 1, 5, 5),
-    "conv2_filters": (16, 6, 5, 5),
-    "head.0.kernel": (SimpleCNN.NUM_FEATURES, HEAD_UNITS[0]),
-    "head.0.bias": (HEAD_UNITS[0],),
-    "head.1.kernel": HEAD_UNITS,
-    "head.1.bias": (HEAD_UNITS[1],),
+MAX_TEXT_CHARACTERS = 10_000_000  # a JSON member; a history of thousands of epochs is far less
+MAX_CLASSES = 1000
+# The architecture of files written before it was stored: LeNet-5 and Dense(128) -> Dense(10).
+OLD_ARCHITECTURE = {
+    "filters": [6, 16],
+    "kernel_sizes": [5, 5],
+    "paddings": [2, 0],
+    "input_shape": [1, 28, 28],
+    "hidden": [128],
+    "dropout": 0.0,
+    "num_classes": 10,
 }
 
 
 class ModelFileError(ValueError):
-    """A model file is missing, damaged, or belongs to another network."""
+    """A model file is missing, damaged, or not a SimpleCNN model; one line naming the file."""
 
 
 @dataclass
-class TrainedModel:
-    """Everything a model file holds, rebuilt into live objects.
+class SavedModel:
+    """Everything a model file holds, as checked NumPy arrays and plain values.
 
     ``step > 0`` means training was interrupted after ``step`` batches of epoch ``epoch + 1``;
     ``partial_epoch`` then holds that epoch's running sums, so a resumed run can finish it exactly.
     """
 
-    cnn: SimpleCNN
-    head: keras.Sequential
-    conv_optimizer: Adam
-    head_optimizer: keras.optimizers.Adam
-    epoch: int
-    config: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
+    architecture: dict[str, Any]
+    conv_filters: list[np.ndarray]
+    head_weights: list[tuple[np.ndarray, np.ndarray]]  # (kernel (in, out), bias (out,)) per layer
+    head_state: list[np.ndarray] = field(default_factory=list)
+    conv_optimizer_settings: dict[str, float] = field(default_factory=dict)
+    conv_optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    head_optimizer_state: list[np.ndarray] = field(default_factory=list)
+    epoch: int = 0
     step: int = 0
     partial_epoch: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_head(seed: int | None = None) -> keras.Sequential:
-    """The dense head on top of SimpleCNN's 400 features: Dense(128, relu) then Dense(10) logits.
-
-    Parameters
-    ----------
-    seed : int or None
-        Seeds the Glorot-uniform kernels, so the same seed always gives the same starting head.
-
-    Returns
-    -------
-    keras.Sequential
-        Maps features (N, 400) float32 to logits (N, 10).
-    """
-    # Distinct seeds per layer: two layers sharing one seed would start from correlated draws.
-    layer_seeds = (None, None) if seed is None else (seed, seed + 1)
-    return keras.Sequential(
-        [
-            keras.Input((SimpleCNN.NUM_FEATURES,)),
-            keras.layers.Dense(
-                HEAD_UNITS[0],
-                activation="relu",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=layer_seeds[0]),
-            ),
-            keras.layers.Dense(
-                HEAD_UNITS[1], kernel_initializer=keras.initializers.GlorotUniform(layer_seeds[1])
-            ),
-        ]
-    )
+# --------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------
 
 
-def build_head_optimizer(head: keras.Model, learning_rate: float = 1e-3) -> keras.optimizers.Adam:
-    """A Keras Adam for ``head``, built now so its state exists before the first step."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    optimizer.build(head.trainable_variables)
-    return optimizer
+def save_model(path: str | os.PathLike, model: SavedModel) -> Path:
+    """Write the model file atomically (see atomic_write.py): the old file or the new, never half.
 
-
-def save_model(
-    path: str | os.PathLike,
-    *,
-    cnn: SimpleCNN,
-    head: keras.Model,
-    conv_optimizer: Adam,
-    head_optimizer: keras.optimizers.Optimizer,
-    epoch: int,
-    config: dict[str, Any],
-    history: list[dict[str, Any]] | None = None,
-    step: int = 0,
-    partial_epoch: dict[str, float] | None = None,
-) -> None:
-    """Write the model file atomically: to a temporary file beside ``path``, then os.replace.
-
-    An interrupted save therefore leaves the previous file intact.
+    Returns the path written (a symbolic link's target, when ``path`` is a link).
     """
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
-        "conv1_filters": np.asarray(cnn.conv1_filters, np.float32),
-        "conv2_filters": np.asarray(cnn.conv2_filters, np.float32),
-        "epoch": np.array(epoch, np.int64),
-        "step": np.array(step, np.int64),
-        "partial_epoch": np.array(json.dumps(partial_epoch or {})),
-        "config": np.array(json.dumps(config)),
-        "history": np.array(json.dumps(history or [])),
+        "architecture": _json_array(model.architecture),
+        "epoch": np.array(model.epoch, np.int64),
+        "step": np.array(model.step, np.int64),
+        "partial_epoch": _json_array(model.partial_epoch),
+        "config": _json_array(model.config),
+        "history": _json_array(model.history),
+        "conv_optimizer_settings": _json_array(model.conv_optimizer_settings),
     }
-    for index, layer in enumerate(_dense_layers(head)):
-        arrays[f"head.{index}.kernel"] = np.asarray(layer.kernel, np.float32)
-        arrays[f"head.{index}.bias"] = np.asarray(layer.bias, np.float32)
-    for name, value in conv_optimizer.state_dict().items():
+    for index, filters in enumerate(model.conv_filters, start=1):
+        arrays[f"conv{index}_filters"] = np.asarray(filters, np.float32)
+    for index, (kernel, bias) in enumerate(model.head_weights):
+        arrays[f"head.{index}.kernel"] = np.asarray(kernel, np.float32)
+        arrays[f"head.{index}.bias"] = np.asarray(bias, np.float32)
+    for index, value in enumerate(model.head_state):
+        arrays[f"head_state.{index}"] = np.asarray(value)
+    for name, value in model.conv_optimizer_state.items():
         arrays[f"conv_optimizer.{name}"] = np.asarray(value)
-    arrays["conv_optimizer_settings"] = np.array(
-        json.dumps({name: float(getattr(conv_optimizer, name)) for name in ADAM_SETTINGS})
-    )
-    for index, variable in enumerate(head_optimizer.variables):
-        arrays[f"head_optimizer.{index}"] = np.asarray(variable)
-
-    replace_atomically(path, lambda file: np.savez(file, **arrays))
+    for index, value in enumerate(model.head_optimizer_state):
+        arrays[f"head_optimizer.{index}"] = np.asarray(value)
+    return write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
-def replace_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it onto ``path``.
-
-    os.replace is atomic, so readers see the old file or the new one, never half of one, and
-    an interrupted or failed write leaves the old file intact.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary_path = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as temporary_file:
-            # mkstemp makes the file private (0600); give it the mode a plain open() would.
-            os.chmod(temporary_path, 0o666 & ~_current_umask())
-            write(temporary_file)
-            temporary_file.flush()
-            os.fsync(temporary_file.fileno())
-        os.replace(temporary_path, path)
-    except BaseException:
-        os.unlink(temporary_path)
-        raise
+def _json_array(value: Any) -> np.ndarray:
+    return np.array(json.dumps(value))
 
 
-def load_model(path: str | os.PathLike, impl: str = "fast") -> TrainedModel:
-    """Read a model file written by :func:`save_model` and rebuild every object in it.
+# --------------------------------------------------------------------------------------------
+# Loading: members checked by name and claimed size, then by shape, dtype and range
+# --------------------------------------------------------------------------------------------
 
-    Parameters
-    ----------
-    path : str or PathLike
-        The ``.npz`` model file.
-    impl : {"fast", "loops"}
-        Which SimpleCNN implementation the rebuilt network uses.
+
+def load_model(path: str | os.PathLike) -> SavedModel:
+    """Read and check a model file written by :func:`save_model` (or by the first version).
 
     Raises
     ------
     ModelFileError
-        One line naming the file: it is missing, unreadable, damaged, or from another network.
+        One line naming the file: it is missing, unreadable, damaged, not a SimpleCNN model,
+        or holds a setting, shape or number that cannot be right.
     """
-    arrays = _read_arrays(path)
-
-    def fail(problem: str) -> ModelFileError:
-        return ModelFileError(f"{path}: {problem}")
-
-    file_format = str(arrays.get("format", "<none>"))
-    if file_format != FORMAT:
-        raise fail(
-            f"not a SimpleCNN model file (format {file_format!r}, expected {FORMAT!r}); "
-            "train one with: python simple_cnn_from_scratch.py"
-        )
-    for name, shape in WEIGHT_SHAPES.items():
-        if name not in arrays:
-            raise fail(f"damaged model file: {name} is missing")
-        array = arrays[name]
-        if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
-            raise fail(
-                f"{name} is {array.dtype}{array.shape}, expected float{shape}: this file was "
-                "saved from another architecture"
-            )
-        if not np.all(np.isfinite(array)):
-            raise fail(f"damaged model file: {name} holds NaN or infinite values")
     try:
-        epoch = int(arrays["epoch"])
-        step = int(arrays["step"])
-        config = json.loads(str(arrays["config"]))
-        history = json.loads(str(arrays["history"]))
-        partial_epoch = json.loads(str(arrays["partial_epoch"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise fail(f"damaged model file: bad training record ({error})") from None
-    records_ok = all(
-        isinstance(record, kind)
-        for record, kind in ((config, dict), (history, list), (partial_epoch, dict))
-    )
-    if not records_ok or epoch < 0 or step < 0:
-        raise fail("damaged model file: bad training record")
-
-    cnn = SimpleCNN(seed=0, impl=impl)
-    cnn.conv1_filters = arrays["conv1_filters"].astype(cnn.dtype)
-    cnn.conv2_filters = arrays["conv2_filters"].astype(cnn.dtype)
-    head = build_head()
-    for index, layer in enumerate(_dense_layers(head)):
-        layer.kernel.assign(arrays[f"head.{index}.kernel"].astype(np.float32))
-        layer.bias.assign(arrays[f"head.{index}.bias"].astype(np.float32))
-
-    conv_state = {
-        name.removeprefix("conv_optimizer."): value
-        for name, value in arrays.items()
-        if name.startswith("conv_optimizer.")
-    }
-    try:
-        conv_optimizer = Adam(**json.loads(str(arrays["conv_optimizer_settings"])))
-        conv_optimizer.load_state_dict(conv_state)
-    except (KeyError, TypeError, ValueError) as error:
-        raise fail(f"damaged model file: bad conv optimizer state ({error})") from None
-    filter_shapes = [WEIGHT_SHAPES["conv1_filters"], WEIGHT_SHAPES["conv2_filters"]]
-    for moments in (conv_optimizer.m, conv_optimizer.v):
-        # Empty moments are a valid state too: an optimizer that has not stepped yet.
-        if moments and [moment.shape for moment in moments] != filter_shapes:
-            raise fail("damaged model file: conv optimizer state does not match the filters")
-
-    head_optimizer = build_head_optimizer(head)
-    head_state = [arrays.get(f"head_optimizer.{i}") for i in range(len(head_optimizer.variables))]
-    for variable, value in zip(head_optimizer.variables, head_state, strict=True):
-        if value is None or tuple(value.shape) != tuple(variable.shape):
-            raise fail("damaged model file: head optimizer state does not match the head")
-        variable.assign(value.astype(variable.dtype))
-
-    return TrainedModel(
-        cnn=cnn,
-        head=head,
-        conv_optimizer=conv_optimizer,
-        head_optimizer=head_optimizer,
-        epoch=epoch,
-        config=config,
-        history=history,
-        step=step,
-        partial_epoch=partial_epoch,
-    )
-
-
-def predict_logits(
-    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 512
-) -> np.ndarray:
-    """Logits for uint8 images, computed batch by batch to keep memory small.
-
-    Parameters
-    ----------
-    images : ndarray of shape (N, 28, 28), uint8
-        MNIST-style images: bright digit on a dark background, 0-255.
-
-    Returns
-    -------
-    ndarray of shape (N, 10), float32
-    """
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != SimpleCNN.INPUT_SHAPE[1:]:
-        raise ValueError(f"images must have shape (N, 28, 28), got {images.shape}")
-    logits = np.empty((len(images), HEAD_UNITS[1]), np.float32)
-    for start in range(0, len(images), batch_size):
-        features = cnn.forward(images_to_input(images[start : start + batch_size]))
-        logits[start : start + batch_size] = head(features, training=False)
-    return logits
-
-
-def predict_proba(
-    cnn: SimpleCNN, head: keras.Model, images: np.ndarray, batch_size: int = 512
-) -> np.ndarray:
-    """Class probabilities (N, 10) for uint8 images (N, 28, 28); each row sums to 1."""
-    logits = predict_logits(cnn, head, images, batch_size)
-    # Shift by the row maximum so exp never overflows.
-    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exps / exps.sum(axis=1, keepdims=True)
-
-
-def images_to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> the network's float32 input (N, 1, 28, 28) in [0, 1]."""
-    return np.divide(images, np.float32(255.0), dtype=np.float32)[:, np.newaxis]  # one pass
-
-
-def _current_umask() -> int:
-    umask = os.umask(0)  # the only way to read the umask is to set it, so set it straight back
-    os.umask(umask)
-    return umask
-
-
-def _dense_layers(head: keras.Model) -> list[keras.layers.Dense]:
-    return [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
-
-
-def _read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of the archive, read eagerly so a damaged member fails here, not later."""
-    if not os.path.isfile(path):
-        raise ModelFileError(
-            f"{path}: no such model file; train one with: python simple_cnn_from_scratch.py"
-        )
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path}: a single NumPy array, not a .npz model file")
-        with archive:
-            return {name: archive[name] for name in archive.files}
+        with _open_archive(path) as archive:
+            return _read_model(_Members(archive, path))
     except ModelFileError:
         raise
     except PermissionError as error:
         raise ModelFileError(f"{path}: cannot read it ({error.strerror})") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
-        # NumPy's own messages here (pickles, zip internals) would only confuse.
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as error:
+        # NumPy's and zipfile's own messages (pickles, zip internals) would only confuse.
         raise ModelFileError(
-            f"{path}: not a readable .npz model file (damaged, truncated, or another kind of file)"
+            f"{path}: not a readable .npz model file (damaged, truncated, or another kind of "
+            f"file: {type(error).__name__})"
         ) from None
+
+
+def _open_archive(path: str | os.PathLike) -> zipfile.ZipFile:
+    if not os.path.exists(path):
+        raise ModelFileError(
+            f"{path}: no such model file; train one with: python simple_cnn_from_scratch.py"
+        )
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: not a regular file; give the path of a .npz model file")
+    with open(path, "rb") as file:
+        if file.read(6) == b"\x93NUMPY":
+            raise ModelFileError(f"{path}: a single NumPy array, not a .npz model file")
+    return zipfile.ZipFile(path)
+
+
+class _Members:
+    """The archive's members, each read only after its name, claimed size and header pass."""
+
+    def __init__(self, archive: zipfile.ZipFile, path: str | os.PathLike):
+        self.archive = archive
+        self.path = path
+        self.infos = {}
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise self.error(f"unexpected member {info.filename!r}: not a SimpleCNN model file")
+            self.infos[info.filename.removesuffix(".npy")] = info
+
+    def error(self, problem: str) -> ModelFileError:
+        return ModelFileError(f"{self.path}: {problem}")
+
+    def names(self) -> set[str]:
+        return set(self.infos)
+
+    def array(self, name: str, shape=None, kinds: str = "f", max_bytes: int = 0) -> np.ndarray:
+        """Member ``name`` as an array, after checking its claimed size, dtype kind and shape.
+
+        ``shape`` is the exact shape required, or None for any shape of at most ``max_bytes``
+        bytes of data. ``kinds`` lists the accepted dtype kinds: "f" float, "iu" integer,
+        "U" text.
+        """
+        info = self.infos.get(name)
+        if info is None:
+            raise self.error(f"damaged model file: {name} is missing")
+        if shape is not None:
+            max_bytes = 8 * math.prod(shape)  # float64 at most
+        if info.file_size > _NPY_HEADER_BYTES + max_bytes:  # claimed by the zip's directory
+            raise self.error(
+                f"damaged model file: {name} claims {info.file_size:,} bytes, more than it can hold"
+            )
+        with self.archive.open(info) as stream:
+            try:
+                header_shape, fortran_order, dtype = _read_npy_header(stream)
+            except (ValueError, TypeError, SyntaxError) as error:
+                raise self.error(f"damaged model file: {name} has a bad header ({error})") from None
+            data_bytes = dtype.itemsize * math.prod(header_shape)
+            if dtype.kind not in kinds or dtype.hasobject:
+                raise self.error(
+                    f"{name} is {dtype}{tuple(header_shape)}, expected {_kinds_name(kinds)}: "
+                    "this file was saved from another architecture or is damaged"
+                )
+            if shape is not None and tuple(header_shape) != tuple(shape):
+                raise self.error(
+                    f"{name} is {dtype}{tuple(header_shape)}, expected {_kinds_name(kinds)}"
+                    f"{tuple(shape)}: this file was saved from another architecture"
+                )
+            if data_bytes > max_bytes:
+                raise self.error(f"damaged model file: {name} claims more numbers than it can hold")
+            data = stream.read(data_bytes)
+        if len(data) != data_bytes:
+            raise self.error(f"damaged model file: {name} is cut short")
+        order = "F" if fortran_order else "C"
+        array = np.frombuffer(data, dtype).reshape(header_shape, order=order).copy()
+        if dtype.kind == "f" and not np.isfinite(array).all():
+            raise self.error(f"damaged model file: {name} holds NaN or infinite values")
+        return array
+
+    def text(self, name: str) -> str:
+        return str(self.array(name, None, kinds="U", max_bytes=4 * MAX_TEXT_CHARACTERS))
+
+    def json(self, name: str, kind: type):
+        try:
+            value = json.loads(self.text(name))
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, kind):
+            raise self.error(f"damaged model file: bad training record ({name} is not valid)")
+        return value
+
+    def integer(self, name: str) -> int:
+        value = int(self.array(name, (), kinds="iu"))
+        if value < 0:
+            raise self.error(f"damaged model file: bad training record ({name} is {value})")
+        return value
+
+
+_NPY_HEADER_BYTES = 65_536 + 16  # numpy refuses headers longer than 64 KiB anyway
+
+
+def _read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from the start of a .npy stream, reading nothing more."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
+def _kinds_name(kinds: str) -> str:
+    return {"f": "float", "iu": "integer", "U": "text"}.get(kinds, kinds)
+
+
+def _read_model(members: _Members) -> SavedModel:
+    try:
+        file_format = members.text("format") if "format" in members.names() else "<none>"
+    except ModelFileError:
+        file_format = "<unreadable>"
+    if file_format not in (FORMAT, OLD_FORMAT):
+        raise members.error(
+            f"not a SimpleCNN model file (format {file_format!r}, expected {FORMAT!r}); "
+            "train one with: python simple_cnn_from_scratch.py"
+        )
+    if file_format == OLD_FORMAT:
+        architecture = dict(OLD_ARCHITECTURE)
+    else:
+        architecture = _check_architecture(members.json("architecture", dict), members)
+    stages = plan_stages(
+        architecture["filters"],
+        architecture["kernel_sizes"],
+        architecture["paddings"],
+        architecture["input_shape"],
+    )
+    expected = _ExpectedMembers(members.names(), len(stages), len(architecture["hidden"]) + 1)
+    if expected.unknown:
+        raise members.error(f"unknown member {expected.unknown[0]!r}: not written by this program")
+
+    conv_filters = [
+        members.array(f"conv{i}_filters", stage.filters_shape)
+        for i, stage in enumerate(stages, start=1)
+    ]
+    head_shapes = _head_shapes(architecture, stages)
+    head_weights = [
+        (members.array(f"head.{i}.kernel", kernel), members.array(f"head.{i}.bias", bias))
+        for i, (kernel, bias) in enumerate(head_shapes)
+    ]
+    # Optimizer and random state: Keras decides their shapes; none is larger than a weight.
+    largest_bytes = 8 * max(math.prod(shape) for pair in head_shapes for shape in pair)
+    head_state = [members.array(name, None, "iuf", 64) for name in expected.head_state]
+    head_optimizer_state = [
+        members.array(name, None, "iuf", largest_bytes) for name in expected.head_optimizer
+    ]
+    conv_settings, conv_state = _read_conv_optimizer(members, stages)
+
+    config = members.json("config", dict)
+    try:
+        train_config.check_saved_settings(config)
+    except ValueError as error:
+        raise members.error(f"damaged model file: bad training record ({error})") from None
+    return SavedModel(
+        architecture=architecture,
+        conv_filters=conv_filters,
+        head_weights=head_weights,
+        head_state=head_state,
+        conv_optimizer_settings=conv_settings,
+        conv_optimizer_state=conv_state,
+        head_optimizer_state=head_optimizer_state,
+        epoch=members.integer("epoch"),
+        step=members.integer("step"),
+        partial_epoch=_check_partial_epoch(members.json("partial_epoch", dict), members),
+        config=config,
+        history=_check_history(members.json("history", list), members),
+    )
+
+
+_SCALAR_MEMBERS = {
+    "format",
+    "architecture",
+    "epoch",
+    "step",
+    "partial_epoch",
+    "config",
+    "history",
+    "conv_optimizer_settings",
+    "conv_optimizer.iterations",
+}
+
+
+class _ExpectedMembers:
+    """Which members a file of this architecture may hold; the rest are ``unknown``.
+
+    The head's random state and the head optimizer's variables are numbered from 0 with no
+    gaps; their counts are bounded (Keras' Adam keeps 2 moments per weight, plus 2 scalars).
+    """
+
+    def __init__(self, names: set[str], n_stages: int, n_dense: int):
+        allowed = set(_SCALAR_MEMBERS)
+        allowed |= {f"conv{i}_filters" for i in range(1, n_stages + 1)}
+        allowed |= {f"conv_optimizer.{m}{i}" for m in "mv" for i in range(n_stages)}
+        allowed |= {f"head.{i}.{w}" for i in range(n_dense) for w in ("kernel", "bias")}
+        self.head_state = _numbered(names, "head_state", 8)
+        self.head_optimizer = _numbered(names, "head_optimizer", 4 * n_dense + 4)
+        allowed |= set(self.head_state) | set(self.head_optimizer)
+        self.unknown = sorted(names - allowed)
+
+
+def _numbered(names: set[str], prefix: str, limit: int) -> list[str]:
+    """prefix.0, prefix.1, ... as long as they are in ``names`` (at most ``limit`` of them)."""
+    numbered = []
+    while f"{prefix}.{len(numbered)}" in names and len(numbered) < limit:
+        numbered.append(f"{prefix}.{len(numbered)}")
+    return numbered
+
+
+def _check_architecture(architecture: dict, members: _Members) -> dict:
+    """The stored architecture, every entry checked; the stages are checked by plan_stages."""
+    keys = set(OLD_ARCHITECTURE)
+    if set(architecture) != keys:
+        raise members.error(f"damaged model file: the architecture must hold {sorted(keys)}")
+    hidden = architecture["hidden"]
+    dropout = architecture["dropout"]
+    classes = architecture["num_classes"]
+    if not (isinstance(hidden, list) and all(_is_int(u) and u >= 1 for u in hidden)):
+        raise members.error(f"damaged model file: bad hidden layer sizes {hidden!r}")
+    if not (_is_number(dropout) and 0 <= dropout < 1):
+        raise members.error(f"damaged model file: bad dropout {dropout!r}")
+    if not (_is_int(classes) and 2 <= classes <= MAX_CLASSES):
+        raise members.error(f"damaged model file: bad number of classes {classes!r}")
+    for name in ("filters", "kernel_sizes", "paddings", "input_shape"):
+        if not (isinstance(architecture[name], list) and all(map(_is_int, architecture[name]))):
+            raise members.error(f"damaged model file: bad {name} {architecture[name]!r}")
+    try:
+        plan_stages(
+            architecture["filters"],
+            architecture["kernel_sizes"],
+            architecture["paddings"],
+            architecture["input_shape"],
+        )
+    except ValueError as error:
+        raise members.error(f"damaged model file: impossible architecture ({error})") from None
+    return architecture
+
+
+def _head_shapes(architecture: dict, stages) -> list[tuple[tuple[int, int], tuple[int]]]:
+    """(kernel shape, bias shape) of each Dense layer of the head."""
+    last = stages[-1]
+    sizes = [last.out_channels * last.out_size[0] * last.out_size[1], *architecture["hidden"]]
+    sizes.append(architecture["num_classes"])
+    return [((n_in, n_out), (n_out,)) for n_in, n_out in zip(sizes, sizes[1:], strict=False)]
+
+
+def _read_conv_optimizer(members: _Members, stages) -> tuple[dict, dict]:
+    """The NumPy Adam's settings and state; its moments are absent before its first step."""
+    problem = "damaged model file: bad conv optimizer state"
+    settings = members.json("conv_optimizer_settings", dict)
+    if set(settings) != set(ADAM_SETTINGS) or not all(
+        _is_number(settings[name]) and settings[name] >= 0 for name in ADAM_SETTINGS
+    ):
+        raise members.error(f"{problem} (settings {settings})")
+    if not (settings["beta_1"] < 1 and settings["beta_2"] < 1):
+        raise members.error(f"{problem} (settings {settings})")
+    if "conv_optimizer.iterations" not in members.names():
+        raise members.error(f"{problem} (conv_optimizer.iterations is missing)")
+    state = {"iterations": np.array(members.integer("conv_optimizer.iterations"), np.int64)}
+    moments = [f"{m}{i}" for m in "mv" for i in range(len(stages))]
+    present = [name for name in moments if f"conv_optimizer.{name}" in members.names()]
+    if present and len(present) != len(moments):
+        raise members.error(f"{problem}: it does not match the filters")
+    for name in present:
+        shape = stages[int(name[1:])].filters_shape
+        try:
+            state[name] = members.array(f"conv_optimizer.{name}", shape)
+        except ModelFileError:
+            raise members.error(
+                f"{problem}: conv_optimizer.{name} does not match the filters"
+            ) from None
+    return settings, state
+
+
+def _check_partial_epoch(partial_epoch: dict, members: _Members) -> dict:
+    """A mid-epoch save's running sums: empty, or four numbers >= 0."""
+    keys = {"loss_sum", "correct", "seen", "seconds"}
+    if partial_epoch and (
+        set(partial_epoch) != keys
+        or not all(_is_number(v) and v >= 0 for v in partial_epoch.values())
+        or not _is_int(partial_epoch["seen"])
+        or not _is_int(partial_epoch["correct"])
+        or partial_epoch["correct"] > partial_epoch["seen"]
+    ):
+        raise members.error("damaged model file: bad training record (partial_epoch)")
+    return partial_epoch
+
+
+def _check_history(history: list, members: _Members) -> list:
+    """Per-epoch records: objects whose "epoch" is an integer and whose values are numbers."""
+    for record in history:
+        if not (
+            isinstance(record, dict)
+            and _is_int(record.get("epoch"))
+            and all(value is None or _is_number(value) for value in record.values())
+        ):
+            raise members.error("damaged model file: bad training record (history)")
+    return history
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,25 +1,28 @@
 """Train SimpleCNN end to end on MNIST: NumPy convolutions below, a small Keras dense head on top.
 
-    python simple_cnn_from_scratch.py                 # ~99.2% test accuracy in ~40 s
-    python simple_cnn_from_scratch.py --epochs 1 --limit 5000     # a quick try
+    python simple_cnn_from_scratch.py                            # LeNet-5, about 99.2% on MNIST
+    python simple_cnn_from_scratch.py --epochs 1 --limit 5000    # a quick try
+    python simple_cnn_from_scratch.py --filters 32,64 --kernel-size 3 --padding valid \\
+        --hidden none --dropout 0.5                              # Keras' MNIST example network
     python simple_cnn_from_scratch.py --resume simple_cnn_model.npz --epochs 8
     python simple_cnn_from_scratch.py --help
 
-Every step runs the whole network on one batch:
+It reads top to bottom: the data, the model, one training step (``train_step``, the heart of
+it), the epoch loop built on it, and the program around them. Every step:
 
-    images (N, 1, 28, 28) --SimpleCNN.forward (NumPy)--> features (N, 400)
-    features --Keras head: Dense(128, relu), Dense(10)--> logits (N, 10) --> mean cross-entropy
-    tf.GradientTape gives d loss / d head weights (the head's Adam applies them) and
-    d loss / d features (N, 400) --SimpleCNN.backward--> d filters (a NumPy Adam applies them)
+    images (N, 1, 28, 28) --SimpleCNN.forward (NumPy)--> features (N, F)
+    features --Keras head--> logits --> mean cross-entropy; tf.GradientTape gives
+        d loss / d head weights (Keras' Adam applies them) and d loss / d features (N, F)
+    d loss / d features --SimpleCNN.backward (NumPy)--> d filters (a NumPy Adam applies them)
 
-The model file (conv filters, head weights, both optimizers' state, the epoch reached) is written
-atomically after every epoch and on Ctrl-C, so ``--resume`` continues exactly where a run stopped.
-Importing this module only defines things; ``main()`` runs the program.
+The model file (filters, head, both optimizers, the position reached) is written atomically
+after every epoch and when the run is stopped (Ctrl-C or SIGTERM), so ``--resume`` continues
+exactly where it stopped. TensorFlow is imported only when training starts: ``--help`` and a
+mistyped option answer at once. Importing this module only defines things; ``main()`` runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,83 +32,40 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+import train_config
 from adam import Adam
+from atomic_write import FileWriteError, check_writable, same_file, write_atomically
 from download_mnist import DatasetError, load_dataset
-from model_file import (
-    ModelFileError,
-    TrainedModel,
-    build_head,
-    build_head_optimizer,
-    images_to_input,
-    keras,
-    load_model,
-    predict_logits,
-    replace_atomically,
-    save_model,
-    tf,
-)
+from inference import Classifier, DenseHead, NonFiniteOutputError, class_names, images_to_input
+from model_file import ModelFileError, SavedModel, load_model, save_model
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
+from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
-DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
-EVAL_BATCH_SIZE = 512  # measured: 128 -> 32k, 256 -> 45k, 512 -> 50k, 1000 -> 50k images/s
-# The settings that define a run: a resumed run takes them from the model file, and may not
-# change them, or it would not reach what an uninterrupted run reaches.
-RUN_DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "batch_size": 128,
-    "learning_rate": 0.004,
-    "learning_rate_decay": 0.6,  # each epoch's learning rate is the previous one's times this
-    "shift": 1,
-    "dataset": "mnist",
-    "limit": None,
-}
-DEFAULT_EPOCHS = 6
-MAX_SHIFT = 4  # MNIST digits sit in a 20x20 box inside 28x28: 4 pixels of margin on each side
+NUM_CLASSES = 10
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite: the run diverged."""
-
-
-class ConfigError(ValueError):
-    """Settings that cannot work together, such as a resumed run changing its batch size."""
+    """The training loss or a gradient became NaN or infinite: the run diverged."""
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C stopped training; ``message`` says what was saved and how to resume."""
+    """Ctrl-C or SIGTERM stopped training; the message says what was saved and how to resume."""
+
+    def __init__(self, message: str, signal_number: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_status = 128 + signal_number  # the shell's convention: 130 for Ctrl-C
 
 
-@dataclass
-class TrainConfig:
-    """What one run of the training program does; ``parse_args`` builds it from the command line.
-
-    ``None`` means "the default, or the resumed model file's value" for the run-defining settings
-    (seed, batch size, learning rate and its decay, dataset, limit) and for epochs;
-    :func:`settle_config` fills them in.
-    """
-
-    epochs: int | None = None  # None: the default, or the resumed run's planned total
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    learning_rate_decay: float | None = None
-    seed: int | None = None
-    shift: int | None = None
-    dataset: str | None = None
-    limit: int | None = None
-    impl: str = "fast"
-    data_dir: str | None = None
-    save_path: str | None = None  # None: simple_cnn_model.npz, or the --resume file
-    no_save: bool = False
-    resume_path: str | None = None
-    history_path: str | None = None
-    verbose: bool = True
+# --------------------------------------------------------------------------------------------
+# 1. The data
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -120,238 +80,15 @@ class Dataset:
     y_test: np.ndarray
 
 
-@dataclass
-class EpochSums:
-    """Running totals of one epoch's training batches (weighted by batch size, as Keras does)."""
-
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    seconds: float = 0.0
-
-    def add(self, loss: float, correct: int, count: int) -> None:
-        self.loss_sum += loss * count
-        self.correct += correct
-        self.seen += count
-
-    def means(self) -> list[tuple[str, float]]:
-        return [("loss", self.loss_sum / self.seen), ("accuracy", self.correct / self.seen)]
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def _positive(kind: type) -> Callable[[str], Any]:
-    """An argparse type: ``kind(text)``, which must be a finite number greater than 0."""
-    noun = "an integer" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be {noun} greater than 0, got {text}")
-        return value
-
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _shift_pixels(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > MAX_SHIFT:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_SHIFT} pixels, got {text}")
-    return value
-
-
-def _existing_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
-    return text
-
-
-def _writable_path(text: str) -> str:
-    # Checked now, so a typo fails at once instead of after a minute of training.
-    directory = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(directory):
-        raise argparse.ArgumentTypeError(f"folder {directory} does not exist for {text}")
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
-    return text
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python simple_cnn_from_scratch.py``."""
-    d = RUN_DEFAULTS
-    parser = argparse.ArgumentParser(
-        description="Train SimpleCNN (NumPy convolutions + a Keras dense head) end to end on "
-        "MNIST, save the model after every epoch, and print the test accuracy.",
-        epilog="Ctrl-C saves the model and exits; continue with --resume. "
-        "Classify your own picture with: python predict_digit.py IMAGE",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_positive(int),
-        help=f"total number of epochs, counting those a resumed model has done (default "
-        f"{DEFAULT_EPOCHS}, or the resumed run's)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=_positive(int),
-        help=f"images per training step (default {d['batch_size']})",
-    )
-    parser.add_argument(
-        "--learning-rate",
-        type=_positive(float),
-        help=f"first-epoch learning rate of both Adam optimizers, filters and head; it is "
-        f"multiplied by {d['learning_rate_decay']} after every epoch "
-        f"(default {d['learning_rate']})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        help=f"seed for the initial weights and the shuffling: the same seed gives the same "
-        f"numbers (default {d['seed']})",
-    )
-    parser.add_argument(
-        "--shift",
-        type=_shift_pixels,
-        metavar="PIXELS",
-        help=f"data augmentation: move each training image by up to this many pixels in each "
-        f"direction, a new random shift every epoch; 0 turns it off (default {d['shift']})",
-    )
-    parser.add_argument(
-        "--data-dir",
-        help="folder of the dataset's .npy files, built from the shipped archives when missing "
-        "(default mnist_data/ or fashion_mnist_data/ beside this program)",
-    )
-    parser.add_argument(
-        "--dataset",
-        choices=["mnist", "fashion"],
-        help=f"handwritten digits or Fashion-MNIST clothes (default {d['dataset']})",
-    )
-    parser.add_argument(
-        "--impl",
-        choices=["fast", "loops"],
-        default="fast",
-        help="SimpleCNN layers: vectorised NumPy, or the readable nested loops (very slow; use "
-        "with --limit) (default fast)",
-    )
-    parser.add_argument(
-        "--limit",
-        type=_positive(int),
-        metavar="N",
-        help="quick try: train on the first N training images, and validate and test on at most "
-        "N images (default: all 55,000 / 5,000 / 10,000)",
-    )
-    parser.add_argument(
-        "--history",
-        type=_writable_path,
-        metavar="FILE",
-        help="write the per-epoch loss/accuracy (like Keras' History) and the test result to this "
-        "JSON file, updated after every epoch",
-    )
-    saving = parser.add_mutually_exclusive_group()
-    saving.add_argument(
-        "--save",
-        type=_writable_path,
-        metavar="PATH",
-        help=f"model file written after every epoch (default {DEFAULT_MODEL_PATH}, or the "
-        "--resume file when resuming)",
-    )
-    saving.add_argument("--no-save", action="store_true", help="do not write a model file")
-    parser.add_argument(
-        "--resume",
-        type=_existing_file,
-        metavar="PATH",
-        help="continue training from this model file (after Ctrl-C, or to more --epochs); seed, "
-        "batch size, learning rate, dataset and limit come from the file",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print only the final 'Test accuracy' line"
-    )
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None) into a TrainConfig.
-
-    Bad values exit through argparse's usual one-line error (status 2).
-    """
-    args = build_parser().parse_args(argv)
-    return TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        shift=args.shift,
-        dataset=args.dataset,
-        limit=args.limit,
-        impl=args.impl,
-        data_dir=args.data_dir,
-        save_path=args.save,
-        no_save=args.no_save,
-        resume_path=args.resume,
-        history_path=args.history,
-        verbose=not args.quiet,
-    )
-
-
-def settle_config(config: TrainConfig, saved: dict[str, Any] | None = None) -> TrainConfig:
-    """Fill in the run-defining settings: from the resumed file's ``saved`` config, else defaults.
-
-    ``epochs`` may change on resume (it is the total to reach); the others may not.
-
-    Raises
-    ------
-    ConfigError
-        A setting given for a resumed run differs from the one the model file was trained with.
-    """
-    settled = {}
-    for name, default in RUN_DEFAULTS.items():
-        given = getattr(config, name)
-        if saved is None:
-            settled[name] = default if given is None else given
-            continue
-        if given is not None and given != saved.get(name):
-            option = "--" + name.replace("_", "-")
-            raise ConfigError(
-                f"{option} {given} differs from the {saved.get(name)} that {config.resume_path} "
-                f"was trained with; resuming keeps a run's settings (leave out {option}), "
-                "or start a new run without --resume"
-            )
-        settled[name] = saved.get(name, default)
-    saved_epochs = DEFAULT_EPOCHS if saved is None else saved.get("epochs", DEFAULT_EPOCHS)
-    settled["epochs"] = config.epochs or saved_epochs
-    save_path = config.save_path or config.resume_path or DEFAULT_MODEL_PATH
-    return replace(config, save_path=None if config.no_save else save_path, **settled)
-
-
-def run_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings stored in the model file: the run-defining ones plus epochs and impl."""
-    return {name: getattr(config, name) for name in (*RUN_DEFAULTS, "epochs", "impl")}
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-
-
 def load_data(config: TrainConfig) -> Dataset:
     """Training images minus the last 5,000 (validation), and the test set; ``limit`` trims."""
     x_train, y_train, x_test, y_test = load_dataset(config.data_dir, config.dataset)
+    if len(x_train) <= VALIDATION_SIZE:
+        raise DatasetError(
+            f"the dataset has {len(x_train)} training images, but {VALIDATION_SIZE} are set "
+            "aside for validation and some must be left to train on; rebuild it with: "
+            "python download_mnist.py --force"
+        )
     y_train = y_train.astype(np.int32)  # the head's loss takes int32 class indices
     y_test = y_test.astype(np.int32)
     split = len(x_train) - VALIDATION_SIZE
@@ -391,61 +128,190 @@ def shift_images(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
         return images
     count, height, width = images.shape
     padded = np.zeros((count, height + 2 * margin, width + 2 * margin), dtype=images.dtype)
-    padded[:, margin : margin + height, margin : margin + width] = images  # np.pad, 3x faster
+    padded[:, margin : margin + height, margin : margin + width] = images  # faster than np.pad
     # Every 28x28 crop of the padded image, as a view (N, 2m+1, 2m+1, 28, 28); a shift by (dy, dx)
     # is the crop that starts at (m - dy, m - dx). Picking one crop per image copies whole rows.
     crops = sliding_window_view(padded, images.shape[1:], axis=(1, 2))
     return crops[np.arange(len(images)), margin - shifts[:, 0], margin - shifts[:, 1]]
 
 
+def steps_per_epoch(data: Dataset, config: TrainConfig) -> int:
+    return math.ceil(len(data.x_train) / config.batch_size)
+
+
 # --------------------------------------------------------------------------------------------
-# Model
+# 2. The model: SimpleCNN, the Keras head, an optimizer for each, and where training stands
 # --------------------------------------------------------------------------------------------
 
 
-def build_model(config: TrainConfig) -> TrainedModel:
-    """A fresh SimpleCNN and head, both seeded, with an Adam optimizer each."""
-    cnn = SimpleCNN(seed=config.seed, impl=config.impl)
-    head = build_head(seed=config.seed)
-    return TrainedModel(
+@dataclass
+class Model:
+    """Everything that trains, and the position reached.
+
+    ``step > 0`` means ``step`` batches of epoch ``epoch + 1`` are done; ``partial_epoch`` then
+    holds that epoch's running sums, so a resumed run finishes it exactly.
+    """
+
+    cnn: SimpleCNN
+    head: Any  # keras.Sequential
+    head_step: Callable  # keras_head.make_head_train_step(head, head_optimizer)
+    conv_optimizer: Adam
+    head_optimizer: Any  # keras.optimizers.Adam
+    config: TrainConfig
+    epoch: int = 0
+    step: int = 0
+    partial_epoch: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
+    """A fresh model seeded by ``config.seed``, or the one ``saved`` in a model file."""
+    import keras_head  # TensorFlow: seconds to import, so only once training starts
+
+    cnn = SimpleCNN(
+        filters=config.filters,
+        kernel_sizes=config.kernel_sizes(),
+        paddings=config.paddings(),
+        input_shape=train_config.INPUT_SHAPE,
+        seed=config.seed,
+        impl=config.impl,
+    )
+    head = keras_head.build_head(
+        cnn.num_features, config.hidden, config.dropout, NUM_CLASSES, seed=config.seed
+    )
+    head_optimizer = keras_head.build_head_optimizer(head, config.learning_rate)
+    model = Model(
         cnn=cnn,
         head=head,
+        head_step=keras_head.make_head_train_step(head, head_optimizer),
         conv_optimizer=Adam(learning_rate=config.learning_rate),
-        head_optimizer=build_head_optimizer(head, config.learning_rate),
-        epoch=0,
-        config=run_settings(config),
+        head_optimizer=head_optimizer,
+        config=config,
+    )
+    if saved is not None:
+        restore(model, saved)
+    return model
+
+
+def restore(model: Model, saved: SavedModel) -> None:
+    """Put a model file's weights, optimizer states and position into ``model``."""
+    import keras_head
+
+    for index, filters in enumerate(saved.conv_filters):
+        model.cnn.set_filters(index, filters)
+    keras_head.set_head_weights(model.head, saved.head_weights)
+    try:
+        keras_head.set_variables_state(
+            model.head.non_trainable_variables, saved.head_state, "head state"
+        )
+        keras_head.set_variables_state(
+            model.head_optimizer.variables, saved.head_optimizer_state, "head optimizer state"
+        )
+    except ValueError as error:
+        raise ModelFileError(f"{model.config.resume_path}: damaged model file: {error}") from None
+    model.conv_optimizer = Adam(**saved.conv_optimizer_settings)
+    model.conv_optimizer.load_state_dict(saved.conv_optimizer_state)
+    model.epoch, model.step = saved.epoch, saved.step
+    model.partial_epoch, model.history = dict(saved.partial_epoch), list(saved.history)
+
+
+def to_saved(model: Model) -> SavedModel:
+    """Everything in ``model`` as arrays, for the model file."""
+    import keras_head
+
+    architecture = {
+        **model.cnn.architecture,
+        "hidden": list(model.config.hidden),
+        "dropout": model.config.dropout,
+        "num_classes": NUM_CLASSES,
+    }
+    conv_optimizer = model.conv_optimizer
+    return SavedModel(
+        architecture=architecture,
+        conv_filters=list(model.cnn.filters),
+        head_weights=keras_head.head_weights(model.head),
+        head_state=keras_head.variables_state(model.head.non_trainable_variables),
+        conv_optimizer_settings={
+            name: float(getattr(conv_optimizer, name))
+            for name in ("learning_rate", "beta_1", "beta_2", "epsilon")
+        },
+        conv_optimizer_state=conv_optimizer.state_dict(),
+        head_optimizer_state=keras_head.variables_state(model.head_optimizer.variables),
+        epoch=model.epoch,
+        step=model.step,
+        partial_epoch=model.partial_epoch,
+        config=train_config.run_settings(model.config),
+        history=model.history,
     )
 
 
-def make_head_train_step(head: keras.Model, head_optimizer: keras.optimizers.Optimizer):
-    """One compiled training step of the head that also returns the gradient for SimpleCNN.
+def classifier(model: Model) -> Classifier:
+    """The model as it is now, for prediction: the NumPy head on the Keras head's weights."""
+    import keras_head
 
-    The returned function takes features (N, 400) float32 and labels (N,) int32, applies the
-    head's optimizer, and returns (mean loss, number correct, d loss / d features (N, 400)).
-    """
-    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    # A fixed signature with a free batch size: one trace serves every batch, the last one too.
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, SimpleCNN.NUM_FEATURES], tf.float32),
-            tf.TensorSpec([None], tf.int32),
-        ]
+    return Classifier(
+        cnn=model.cnn,
+        head=DenseHead(keras_head.head_weights(model.head)),
+        class_names=class_names(model.config.dataset),
     )
-    def head_train_step(features, labels):
-        with tf.GradientTape() as tape:
-            tape.watch(features)  # features are an input, not a variable: ask for their gradient
-            logits = head(features, training=True)
-            loss = loss_function(labels, logits)
-        *head_gradients, d_features = tape.gradient(loss, [*head.trainable_variables, features])
-        head_optimizer.apply_gradients(zip(head_gradients, head.trainable_variables, strict=True))
-        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
-        correct = tf.reduce_sum(tf.cast(predicted == labels, tf.int32))
-        return loss, correct, d_features
 
-    # Calling the traced graph directly skips re-checking the arguments against the signature
-    # on every call (about 0.4 ms a step, a tenth of the head's time).
-    return head_train_step.get_concrete_function()
+
+# --------------------------------------------------------------------------------------------
+# 3. One training step: the heart of the program
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    loss: float
+    correct: int
+    conv_gradients: tuple[np.ndarray, ...]  # d loss / d each stage's filters
+    head_gradients: list  # d loss / d each head weight, as TensorFlow tensors
+
+
+def train_step(model: Model, images: np.ndarray, labels: np.ndarray) -> StepResult:
+    """One step of gradient descent on a batch of uint8 images (N, 28, 28) and labels (N,)."""
+    features = model.cnn.forward(images_to_input(images))  # NumPy conv stack: (N, F)
+    # Keras: the head's forward pass, loss, gradients, and its Adam update, in one graph.
+    loss, correct, d_features, head_gradients = model.head_step(features, labels)
+    loss, d_features = float(loss), d_features.numpy()
+    _require_finite(loss, d_features)  # a NaN would spread into every weight: stop first
+    conv_gradients = model.cnn.backward(d_features, learning_rate=0)  # NumPy backward pass
+    _require_finite(*conv_gradients)
+    model.conv_optimizer.step(model.cnn.filters, list(conv_gradients))  # NumPy Adam
+    return StepResult(loss, int(correct), conv_gradients, head_gradients)
+
+
+class _NonFiniteStep(Exception):
+    """A step met NaN or infinity; train_steps turns it into NonFiniteLossError with context."""
+
+
+def _require_finite(*values) -> None:
+    if not all(np.isfinite(value).all() for value in values):
+        raise _NonFiniteStep
+
+
+# --------------------------------------------------------------------------------------------
+# 4. The epoch loop, built on train_step
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EpochSums:
+    """Running totals of one epoch's training batches (weighted by batch size, as Keras does)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    def add(self, result: StepResult, count: int) -> None:
+        self.loss_sum += result.loss * count
+        self.correct += result.correct
+        self.seen += count
+
+    def means(self) -> list[tuple[str, float]]:
+        return [("loss", self.loss_sum / self.seen), ("accuracy", self.correct / self.seen)]
 
 
 def learning_rate_for(config: TrainConfig, epoch: int) -> float:
@@ -453,13 +319,104 @@ def learning_rate_for(config: TrainConfig, epoch: int) -> float:
     return config.learning_rate * config.learning_rate_decay ** (epoch - 1)
 
 
+def train_steps(
+    model: Model,
+    data: Dataset,
+    stop: StopRequest,
+    on_step: Callable[[Model, int, int], None] | None = None,
+    max_steps: int | None = None,
+    progress: Progress | None = None,
+    tensorboard=None,
+) -> EpochSums:
+    """Train epoch ``model.epoch + 1`` from step ``model.step`` until it ends, ``stop`` is
+    requested, or ``max_steps`` steps are done; ``model.step`` and ``model.partial_epoch``
+    record where it got. Returns the epoch's running sums so far.
+    """
+    config = model.config
+    epoch = model.epoch + 1
+    learning_rate = learning_rate_for(config, epoch)
+    model.conv_optimizer.learning_rate = learning_rate
+    model.head_optimizer.learning_rate.assign(learning_rate)
+    order, shifts = epoch_plan(config.seed, epoch, len(data.x_train), config.shift)
+    last_step = steps_per_epoch(data, config)
+    if max_steps is not None:
+        last_step = min(last_step, model.step + max_steps)
+
+    sums = EpochSums(**model.partial_epoch)  # non-empty when resuming mid-epoch
+    started = time.perf_counter() - sums.seconds
+    for step in range(model.step, last_step):
+        if stop.is_set():
+            break
+        batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        try:
+            result = train_step(
+                model, shift_images(data.x_train[batch], shifts[batch]), data.y_train[batch]
+            )
+        except (_NonFiniteStep, NonFiniteFeaturesError):
+            if progress:
+                progress.end_line()
+            raise NonFiniteLossError(diverged_message(model, epoch, step + 1)) from None
+        sums.add(result, len(batch))
+        model.step, sums.seconds = step + 1, time.perf_counter() - started
+        if progress:
+            progress.update(step + 1, sums.means())
+        if tensorboard:
+            tensorboard.step(model, result)
+        if on_step is not None:
+            on_step(model, epoch, step + 1)
+    model.partial_epoch = asdict(sums)
+    return sums
+
+
+def train_epoch(
+    model: Model,
+    data: Dataset,
+    stop: StopRequest,
+    on_step: Callable[[Model, int, int], None] | None = None,
+    tensorboard=None,
+) -> dict[str, Any] | None:
+    """Train the next epoch (or the rest of it), validate, and return its history record; or
+    None when ``stop`` was requested first (``model.step`` says where it stopped)."""
+    config = model.config
+    epoch = model.epoch + 1
+    progress = Progress(config, epoch, steps_per_epoch(data, config))
+    if model.step:
+        progress.update(model.step, EpochSums(**model.partial_epoch).means())
+    sums = train_steps(model, data, stop, on_step, progress=progress, tensorboard=tensorboard)
+    if model.step < steps_per_epoch(data, config):
+        progress.end_line()
+        return None
+
+    try:
+        val_loss, val_accuracy = classifier(model).evaluate(data.x_val, data.y_val)
+    except NonFiniteOutputError:
+        # The last step can leave weights behind a finite loss that overflow: never save those.
+        raise NonFiniteLossError(diverged_message(model, epoch, model.step)) from None
+    record = {
+        "epoch": epoch,
+        "seconds": sums.seconds,
+        "loss": sums.loss_sum / sums.seen,
+        "accuracy": sums.correct / sums.seen,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+    }
+    progress.update(
+        model.step,
+        [*sums.means(), ("val_loss", val_loss), ("val_accuracy", val_accuracy)],
+        finalize=True,
+    )
+    model.history.append(record)
+    model.epoch, model.step, model.partial_epoch = epoch, 0, {}
+    return record
+
+
 # --------------------------------------------------------------------------------------------
-# Training
+# 5. The whole run
 # --------------------------------------------------------------------------------------------
 
 
 def train(
-    config: TrainConfig, on_step: Callable[[TrainedModel, int, int], None] | None = None
+    config: TrainConfig, on_step: Callable[[Model, int, int], None] | None = None
 ) -> dict[str, Any]:
     """Train (or resume) as ``config`` says, evaluate on the test set, and return the history.
 
@@ -467,8 +424,8 @@ def train(
     ----------
     config : TrainConfig
     on_step : callable, optional
-        Called as ``on_step(model, epoch, step)`` after every training step (tests use it to
-        interrupt a run or spoil its weights).
+        Called as ``on_step(model, epoch, step)`` after every training step (the explorer
+        watches training through it; tests use it to interrupt a run or spoil its weights).
 
     Returns
     -------
@@ -479,173 +436,136 @@ def train(
     Raises
     ------
     TrainingInterrupted
-        Ctrl-C (SIGINT) arrived; the exact state was saved first (unless --no-save).
+        Ctrl-C or SIGTERM arrived; the exact state was saved first (unless ``no_save``).
     NonFiniteLossError
         The loss became NaN or infinite; the model file keeps the last good epoch.
-    DatasetError, ModelFileError, ConfigError
-        Bad data, a bad model file to resume, or settings that contradict it.
+    DatasetError, ModelFileError, ConfigError, FileWriteError
+        Bad data, a bad model file to resume, settings that contradict it, or an output that
+        cannot be written: all found before training starts.
     """
     say = print if config.verbose else _silent
-    if config.resume_path:
-        model = load_model(config.resume_path, impl=config.impl)
-        config = settle_config(config, model.config)
-        model.config = run_settings(config)
-        started_epochs = model.epoch + (1 if model.step else 0)
-        if config.epochs < started_epochs:
-            raise ConfigError(
-                f"{config.resume_path} has already started {started_epochs} epochs; --epochs "
-                "is the total to reach, so give at least that"
-            )
-    else:
-        config = settle_config(config)
-        model = build_model(config)
-    data = load_data(config)
-    say(describe_run(config, data, model))
+    with stop_requests() as stop:
+        config, saved = settle(replace(config))  # replace() checks every field again
+        check_outputs(config)
+        data = load_data(config)
+        model = build_model(config, saved)
+        check_position(model, data)
+        tensorboard = open_tensorboard(config, model)
+        say(describe_run(config, data, model))
+        if stop.is_set():  # Ctrl-C during start-up: nothing trained, nothing to save
+            raise TrainingInterrupted("Interrupted before training started.", stop.signal_number)
 
-    head_train_step = make_head_train_step(model.head, model.head_optimizer)
-    with stop_requests_on_ctrl_c() as ctrl_c:
         while model.epoch < config.epochs:
-            record = train_one_epoch(model, data, config, head_train_step, ctrl_c, on_step)
-            model.history.append(record)
-            model.epoch, model.step, model.partial_epoch = record["epoch"], 0, {}
-            if config.save_path:
-                save_model_state(config.save_path, model)
-            write_history(config.history_path, model.history)
-            if ctrl_c.is_set() and model.epoch < config.epochs:
-                raise TrainingInterrupted(interrupted_message(config, model))
+            record = train_epoch(model, data, stop, on_step, tensorboard)
+            save(model)
+            if record is not None:
+                write_history(config.history_path, model.history)
+                if tensorboard:
+                    tensorboard.epoch(model, record, learning_rate_for(config, record["epoch"]))
+            if stop.is_set():
+                raise TrainingInterrupted(interrupted_message(model), stop.signal_number)
 
-    test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
+        test_loss, test_accuracy = classifier(model).evaluate(data.x_test, data.y_test)
     write_history(config.history_path, model.history, test_loss, test_accuracy)
-    if config.save_path:
+    if config.save_path and not config.no_save:
         say(f"Model saved to {config.save_path}")
     say(f"Test loss: {test_loss:.4f}")
     return {"epochs": model.history, "test_loss": test_loss, "test_accuracy": test_accuracy}
 
 
-def train_one_epoch(
-    model: TrainedModel,
-    data: Dataset,
-    config: TrainConfig,
-    head_train_step,
-    ctrl_c: threading.Event,
-    on_step: Callable[[TrainedModel, int, int], None] | None,
-) -> dict[str, Any]:
-    """Train epoch ``model.epoch + 1`` from step ``model.step`` on; return its history record."""
-    epoch = model.epoch + 1
-    learning_rate = learning_rate_for(config, epoch)
-    model.conv_optimizer.learning_rate = learning_rate
-    model.head_optimizer.learning_rate.assign(learning_rate)
-
-    order, shifts = epoch_plan(config.seed, epoch, len(data.x_train), config.shift)
-    steps = math.ceil(len(order) / config.batch_size)
-    sums = EpochSums(**model.partial_epoch)  # non-empty when resuming mid-epoch
-    progbar = keras.utils.Progbar(
-        steps, verbose=_progbar_verbosity(config), stateful_metrics=["loss", "accuracy"]
-    )
-    if config.verbose:
-        print(f"Epoch {epoch}/{config.epochs} (learning rate {learning_rate:.3g})")
-    if model.step:
-        progbar.update(model.step, sums.means(), finalize=False)
-
-    cnn = model.cnn
-    started = time.perf_counter() - sums.seconds
-    for step in range(model.step, steps):
-        if ctrl_c.is_set():
-            sums.seconds = time.perf_counter() - started
-            model.step, model.partial_epoch = step, asdict(sums)
-            if config.save_path:
-                save_model_state(config.save_path, model)
-            _end_progress_line(progbar)
-            raise TrainingInterrupted(interrupted_message(config, model))
-        batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-        images = shift_images(data.x_train[batch], shifts[batch])
-        try:
-            features = cnn.forward(images_to_input(images))
-        except NonFiniteFeaturesError:
-            _end_progress_line(progbar)
-            raise NonFiniteLossError(
-                diverged_message(config, model, epoch, step + 1, math.nan)
-            ) from None
-        loss, correct, d_features = head_train_step(features, data.y_train[batch])
-        loss, d_features = float(loss), d_features.numpy()
-        # A NaN or inf would spread into every weight: stop before any update or save uses it.
-        if not _all_finite(loss, d_features):
-            _end_progress_line(progbar)
-            raise NonFiniteLossError(diverged_message(config, model, epoch, step + 1, loss))
-        filter_gradients = cnn.backward(d_features, learning_rate=0)
-        if not _all_finite(*filter_gradients):
-            _end_progress_line(progbar)
-            raise NonFiniteLossError(diverged_message(config, model, epoch, step + 1, loss))
-        model.conv_optimizer.step([cnn.conv1_filters, cnn.conv2_filters], list(filter_gradients))
-        sums.add(loss, int(correct), len(batch))
-        progbar.update(step + 1, sums.means(), finalize=False)
-        if on_step is not None:
-            on_step(model, epoch, step + 1)
-    seconds = time.perf_counter() - started
-
-    val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
-    if not math.isfinite(val_loss):
-        # The last step can leave NaN weights behind a finite loss: never save those.
-        raise NonFiniteLossError(diverged_message(config, model, epoch, steps, val_loss))
-    record = {
-        "epoch": epoch,
-        "seconds": seconds,
-        "loss": sums.loss_sum / sums.seen,
-        "accuracy": sums.correct / sums.seen,
-        "val_loss": val_loss,
-        "val_accuracy": val_accuracy,
-    }
-    progbar.update(steps, [*sums.means(), ("val_loss", val_loss), ("val_accuracy", val_accuracy)])
-    return record
+def settle(config: TrainConfig) -> tuple[TrainConfig, SavedModel | None]:
+    """The run's settings: ``config`` itself, or for ``--resume`` the saved settings plus what
+    ``config`` changed (checked: see train_config.resumed_config), and the saved model."""
+    if not config.resume_path:
+        return config, None
+    saved = load_model(config.resume_path)
+    resumed = train_config.resumed_config(config, saved.config)
+    started_epochs = saved.epoch + (1 if saved.step else 0)
+    if resumed.epochs < started_epochs:
+        raise ConfigError(
+            f"{config.resume_path} has already started {started_epochs} epochs; --epochs is "
+            "the total to reach, so give at least that"
+        )
+    return resumed, saved
 
 
-def evaluate(model: TrainedModel, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of the model on uint8 images (N, 28, 28), labels (N,)."""
-    logits = predict_logits(model.cnn, model.head, images, EVAL_BATCH_SIZE).astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probabilities[np.arange(len(labels)), labels].mean()
-    accuracy = (logits.argmax(axis=1) == labels).mean()
-    return float(loss), float(accuracy)
+def check_outputs(config: TrainConfig) -> None:
+    """Refuse, before any work, outputs that would destroy a file or could not be written."""
+    outputs = {}
+    if not config.no_save:
+        outputs["--save"] = config.save_path
+    if config.history_path:
+        outputs["--history"] = config.history_path
+    if config.tensorboard_dir:
+        outputs["--tensorboard"] = config.tensorboard_dir
+    names = list(outputs)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            if same_file(outputs[first], outputs[second]):
+                raise ConfigError(
+                    f"{first} and {second} are the same path, {outputs[first]}: one would "
+                    "overwrite the other; give them different paths"
+                )
+    if config.resume_path:
+        for option in ("--history", "--tensorboard"):
+            if option in outputs and same_file(outputs[option], config.resume_path):
+                raise ConfigError(
+                    f"{option} {outputs[option]} is the model file being resumed; it would be "
+                    "overwritten: give another path"
+                )
+    if "--save" in outputs:
+        check_writable(config.save_path, "model file")
+        _refuse_to_overwrite_a_stranger(config.save_path, "model file", _is_model_file)
+    if "--history" in outputs:
+        check_writable(config.history_path, "history file")
+        _refuse_to_overwrite_a_stranger(config.history_path, "history file", _is_history_file)
+    if "--tensorboard" in outputs and os.path.exists(config.tensorboard_dir):
+        if not os.path.isdir(config.tensorboard_dir):
+            raise FileWriteError(
+                f"--tensorboard {config.tensorboard_dir} is a file; give a folder for the logs"
+            )
 
 
-@contextmanager
-def stop_requests_on_ctrl_c() -> Iterator[threading.Event]:
-    """Turn the first Ctrl-C into a request that the loop honours between steps.
+def _refuse_to_overwrite_a_stranger(path: str, what: str, is_ours: Callable[[str], bool]):
+    """An existing file that this program did not write is the user's: never overwrite it."""
+    if os.path.exists(path) and not is_ours(path):
+        raise FileWriteError(
+            f"{path} exists and is not a {what} written by this program; refusing to overwrite "
+            "it: choose another path, or move it away first"
+        )
 
-    Stopping between steps keeps the filters, the head and both optimizers consistent for the
-    save; a second Ctrl-C interrupts at once, as usual.
-    """
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested  # signal handlers can only be installed from the main thread
-        return
 
-    def request_stop(signum, frame):
-        requested.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, request_stop)
+def _is_model_file(path: str) -> bool:
     try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        load_model(path)
+    except ModelFileError:
+        return False
+    return True
 
 
-def save_model_state(path: str, model: TrainedModel) -> None:
-    """Save everything in ``model`` (atomically) to ``path``."""
-    save_model(
-        path,
-        cnn=model.cnn,
-        head=model.head,
-        conv_optimizer=model.conv_optimizer,
-        head_optimizer=model.head_optimizer,
-        epoch=model.epoch,
-        config=model.config,
-        history=model.history,
-        step=model.step,
-        partial_epoch=model.partial_epoch,
-    )
+def _is_history_file(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as file:
+            history = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return isinstance(history, dict) and isinstance(history.get("epochs"), list)
+
+
+def check_position(model: Model, data: Dataset) -> None:
+    """A resumed model's step must lie inside an epoch of this data and batch size."""
+    steps = steps_per_epoch(data, model.config)
+    if model.step >= steps:
+        raise ModelFileError(
+            f"{model.config.resume_path}: damaged model file: it was saved at step "
+            f"{model.step} of epoch {model.epoch + 1}, but an epoch has only {steps} steps"
+        )
+
+
+def save(model: Model) -> None:
+    """Write the model file (atomically), unless the run saves nothing."""
+    if model.config.save_path and not model.config.no_save:
+        save_model(model.config.save_path, to_saved(model))
 
 
 def write_history(
@@ -659,21 +579,101 @@ def write_history(
         return
     history = {"epochs": records, "test_loss": test_loss, "test_accuracy": test_accuracy}
     text = json.dumps(history, indent=2) + "\n"
-    replace_atomically(path, lambda file: file.write(text.encode()))
+    write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def open_tensorboard(config: TrainConfig, model: Model):
+    """A TensorBoardLog writing into ``config.tensorboard_dir``, or None."""
+    if not config.tensorboard_dir:
+        return None
+    from tensorboard_log import TensorBoardLog
+
+    return TensorBoardLog(config.tensorboard_dir, model, config.tensorboard_every)
 
 
 # --------------------------------------------------------------------------------------------
-# Messages
+# 6. Stopping: Ctrl-C and SIGTERM become a request honoured between steps
 # --------------------------------------------------------------------------------------------
 
 
-def describe_run(config: TrainConfig, data: Dataset, model: TrainedModel) -> str:
+class StopRequest(threading.Event):
+    """Set by the first Ctrl-C or SIGTERM; ``signal_number`` says which."""
+
+    signal_number: int = signal.SIGINT
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request that the loop honours between
+    steps, where the filters, the head and both optimizers are consistent for the save.
+
+    SIGTERM is what a scheduler, ``timeout``, ``docker stop`` or a closed terminal sends, so it
+    is treated like Ctrl-C. A second signal interrupts at once, as usual.
+    """
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # signal handlers can only be installed from the main thread
+        return
+
+    def request_stop(signal_number, frame):
+        if request.is_set():
+            raise KeyboardInterrupt  # the second time: stop now
+        request.signal_number = signal_number
+        request.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------------------------
+# 7. What the user sees
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Keras' progress bar: live on a terminal or in a notebook, one line per epoch in a log."""
+
+    def __init__(self, config: TrainConfig, epoch: int, steps: int):
+        import keras
+
+        if not config.verbose:
+            verbosity = 0
+        else:
+            verbosity = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+            learning_rate = learning_rate_for(config, epoch)
+            print(f"Epoch {epoch}/{config.epochs} (learning rate {learning_rate:.3g})")
+        self.bar = keras.utils.Progbar(
+            steps, verbose=verbosity, stateful_metrics=["loss", "accuracy"]
+        )
+
+    def update(self, step: int, values: list, finalize: bool = False) -> None:
+        self.bar.update(step, values, finalize=finalize)
+
+    def end_line(self) -> None:
+        # A live bar leaves the cursor at the end of its line; a message must start on a new one.
+        if self.bar.verbose == 1:
+            print()
+
+
+def describe_run(config: TrainConfig, data: Dataset, model: Model) -> str:
     name = "Fashion-MNIST" if config.dataset == "fashion" else "MNIST"
+    stages = " -> ".join(
+        f"conv {stage.out_channels}x{stage.kernel_size}x{stage.kernel_size}"
+        + (f" pad {stage.padding}" if stage.padding else "")
+        for stage in model.cnn.stages
+    )
+    head = "".join(f"Dense({units}, relu) + " for units in config.hidden)
+    dropout = f"Dropout({config.dropout}) + " if config.dropout else ""
     lines = [
         f"{name}: {len(data.x_train):,} training, {len(data.x_val):,} validation and "
         f"{len(data.x_test):,} test images",
-        f"SimpleCNN ({config.impl}) + Dense(128, relu) + Dense(10); batch size "
-        f"{config.batch_size}, Adam learning rate {config.learning_rate} x "
+        f"SimpleCNN ({config.impl}): {stages} -> {model.cnn.num_features} features; "
+        f"{head}{dropout}Dense({NUM_CLASSES})",
+        f"Batch size {config.batch_size}, Adam learning rate {config.learning_rate} x "
         f"{config.learning_rate_decay} per epoch, seed {config.seed}",
     ]
     if config.resume_path:
@@ -681,55 +681,44 @@ def describe_run(config: TrainConfig, data: Dataset, model: TrainedModel) -> str
     return "\n".join(lines)
 
 
-def _position(model: TrainedModel) -> str:
+def _position(model: Model) -> str:
     if model.step:
         return f"epoch {model.epoch + 1}, step {model.step}"
     return f"the end of epoch {model.epoch}"
 
 
-def interrupted_message(config: TrainConfig, model: TrainedModel) -> str:
-    if not config.save_path:
+def interrupted_message(model: Model) -> str:
+    config = model.config
+    if config.no_save or not config.save_path:
         return f"Interrupted at {_position(model)}; nothing saved (--no-save)."
     command = f"python simple_cnn_from_scratch.py --resume {config.save_path}"
     if config.history_path:
         command += f" --history {config.history_path}"
+    if model.epoch == config.epochs:
+        return (
+            f"Interrupted after the last epoch, before the test set; {config.save_path} holds "
+            f"the finished model. Evaluate it with:\n  {command}"
+        )
     saved = f"Interrupted at {_position(model)}; saved to {config.save_path}."
     return f"{saved} Continue with:\n  {command}"
 
 
-def diverged_message(
-    config: TrainConfig, model: TrainedModel, epoch: int, step: int, loss: float
-) -> str:
-    # model.epoch and model.step change only when the file is written (or read, on resume).
-    if config.save_path and (model.epoch or model.step):
-        kept = f"{config.save_path} keeps {_position(model)}"
+def diverged_message(model: Model, epoch: int, step: int) -> str:
+    # model.epoch changes only when the file is written (or read, on resume).
+    config = model.config
+    if config.save_path and not config.no_save and (model.epoch or config.resume_path):
+        kept = f"{config.save_path} keeps {_last_saved_position(model)}"
     else:
         kept = "this run has saved no model yet"
-    if math.isfinite(loss):
-        what = "the gradient of the loss became NaN or infinite"
-    else:
-        what = f"the training loss became {loss}"
     return (
-        f"{what} at epoch {epoch}, step {step}: training diverged and stopped ({kept}); "
-        f"try a smaller --learning-rate than {config.learning_rate}"
+        f"the training loss or its gradient became NaN or infinite at epoch {epoch}, step "
+        f"{step}: training diverged and stopped ({kept}); try a smaller --learning-rate than "
+        f"{config.learning_rate}"
     )
 
 
-def _progbar_verbosity(config: TrainConfig) -> int:
-    # Keras' convention: a live bar on a terminal or in a notebook, one line per epoch in a log.
-    if not config.verbose:
-        return 0
-    return 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
-
-
-def _end_progress_line(progbar: keras.utils.Progbar) -> None:
-    # A live bar leaves the cursor at the end of its line; a message must start on a new one.
-    if progbar.verbose == 1:
-        print()
-
-
-def _all_finite(*values) -> bool:
-    return all(np.isfinite(value).all() for value in values)
+def _last_saved_position(model: Model) -> str:
+    return f"the end of epoch {model.epoch}"
 
 
 def _silent(*args, **kwargs) -> None:
@@ -737,18 +726,18 @@ def _silent(*args, **kwargs) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Program
+# 8. The program
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the training program; returns the exit status (0 done, 130 interrupted)."""
+    """Run the training program; returns the exit status (0 done, 130 Ctrl-C, 143 SIGTERM)."""
     config = parse_args(argv)
     try:
         history = train(config)
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
-        return 130
+        return stop.exit_status
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130

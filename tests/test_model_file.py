@@ -1,54 +1,46 @@
-"""The model file: exact round trip, atomic writes, and a clear refusal of anything else."""
+"""The model file: exact round trip, atomic writes, and a clear refusal of anything else.
+
+Nothing read from a model file is trusted: every member is checked by name and by the size its
+header claims before it is read, every stored setting by type and range.
+"""
 
 import json
 import os
+import re
+import struct
 import zipfile
 
 import numpy as np
 import pytest
 
+import keras_head
 import model_file
-from adam import Adam
+import simple_cnn_from_scratch as driver
 from download_mnist import load_dataset
-from model_file import ModelFileError, load_model, predict_proba, save_model
-from simple_cnn import SimpleCNN
+from inference import Classifier, DenseHead, classifier_from_saved, load_classifier
+from model_file import ModelFileError, SavedModel, load_model, save_model
+from train_config import TrainConfig
 
 
-def stepped_model(seed=3):
-    """A small model whose weights and both optimizers' states have all moved from their start."""
+def stepped_model(seed=3, **settings):
+    """A trainer's model whose weights and both optimizers' states have all moved."""
+    config = TrainConfig(seed=seed, batch_size=32, verbose=False, **settings)
+    model = driver.build_model(config)
     rng = np.random.default_rng(seed)
-    cnn = SimpleCNN(seed=seed)
-    head = model_file.build_head(seed=seed)
-    conv_optimizer = Adam(learning_rate=0.01)
-    head_optimizer = model_file.build_head_optimizer(head, 0.01)
-    filters = [cnn.conv1_filters, cnn.conv2_filters]
     for _ in range(2):
-        conv_optimizer.step(filters, [random_like(rng, f) for f in filters])
-        head_grads = [random_like(rng, v) for v in head.trainable_variables]
-        head_optimizer.apply_gradients(zip(head_grads, head.trainable_variables, strict=True))
-    return cnn, head, conv_optimizer, head_optimizer
+        gradients = [random_like(rng, f) for f in model.cnn.filters]
+        model.conv_optimizer.step(model.cnn.filters, gradients)
+        head_grads = [random_like(rng, v) for v in model.head.trainable_variables]
+        variables = model.head.trainable_variables
+        model.head_optimizer.apply_gradients(zip(head_grads, variables, strict=True))
+    model.epoch, model.step = 2, 7
+    model.history = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}]
+    model.partial_epoch = {"loss_sum": 1.5, "correct": 3, "seen": 4, "seconds": 0.1}
+    return model
 
 
 def random_like(rng, array):
-    return rng.standard_normal(array.shape).astype(np.float32)
-
-
-def save_stepped(path, **overrides):
-    cnn, head, conv_optimizer, head_optimizer = stepped_model()
-    fields = dict(
-        cnn=cnn,
-        head=head,
-        conv_optimizer=conv_optimizer,
-        head_optimizer=head_optimizer,
-        epoch=2,
-        config={"seed": 3, "batch_size": 32},
-        history=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}],
-        step=7,
-        partial_epoch={"loss_sum": 1.5, "correct": 3, "seen": 4, "seconds": 0.1},
-    )
-    fields.update(overrides)
-    save_model(path, **fields)
-    return fields
+    return rng.standard_normal(tuple(array.shape)).astype(np.float32)
 
 
 def rewrite(source, target, change):
@@ -59,76 +51,150 @@ def rewrite(source, target, change):
     np.savez(target, **arrays)
 
 
+def set_json(name, **values):
+    """A change for rewrite(): update the JSON member ``name`` with ``values``."""
+
+    def change(arrays):
+        record = json.loads(str(arrays[name]))
+        record.update(values)
+        arrays[name] = np.array(json.dumps(record))
+
+    return change
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.npz"
-    return path, save_stepped(path)
+    model = stepped_model()
+    save_model(path, driver.to_saved(model))
+    return path, model
 
 
 def test_round_trip_restores_every_weight_and_optimizer_state_exactly(saved):
-    path, fields = saved
+    path, model = saved
     loaded = load_model(path)
+    original = driver.to_saved(model)
 
-    assert np.array_equal(loaded.cnn.conv1_filters, fields["cnn"].conv1_filters)
-    assert np.array_equal(loaded.cnn.conv2_filters, fields["cnn"].conv2_filters)
-    assert loaded.cnn.conv1_filters.dtype == np.float32
-    for restored, original in zip(loaded.head.weights, fields["head"].weights, strict=True):
-        assert np.array_equal(restored.numpy(), original.numpy())
-    conv_state = loaded.conv_optimizer.state_dict()
-    for name, value in fields["conv_optimizer"].state_dict().items():
-        assert np.array_equal(conv_state[name], value)
-    head_state = loaded.head_optimizer.variables
-    assert int(head_state[0].numpy()) == 2  # iterations
-    for restored, original in zip(head_state, fields["head_optimizer"].variables, strict=True):
-        assert np.array_equal(restored.numpy(), original.numpy())
+    for restored, filters in zip(loaded.conv_filters, model.cnn.filters, strict=True):
+        assert np.array_equal(restored, filters) and restored.dtype == np.float32
+    for (kernel, bias), layer in zip(
+        loaded.head_weights, keras_head.dense_layers(model.head), strict=True
+    ):
+        assert np.array_equal(kernel, layer.kernel.numpy())
+        assert np.array_equal(bias, layer.bias.numpy())
+    for name, value in original.conv_optimizer_state.items():
+        assert np.array_equal(loaded.conv_optimizer_state[name], value)
+    assert int(loaded.head_optimizer_state[0]) == 2  # Keras Adam's iterations
+    for restored, variable in zip(
+        loaded.head_optimizer_state, model.head_optimizer.variables, strict=True
+    ):
+        assert np.array_equal(restored, variable.numpy())
     assert (loaded.epoch, loaded.step) == (2, 7)
-    assert loaded.config == fields["config"]
-    assert loaded.history == fields["history"]
-    assert loaded.partial_epoch == fields["partial_epoch"]
+    assert loaded.config == original.config and loaded.config["batch_size"] == 32
+    assert loaded.history == model.history
+    assert loaded.partial_epoch == model.partial_epoch
+    assert loaded.architecture == {
+        "filters": [6, 16],
+        "kernel_sizes": [5, 5],
+        "paddings": [2, 0],
+        "input_shape": [1, 28, 28],
+        "hidden": [128],
+        "dropout": 0.0,
+        "num_classes": 10,
+    }
+
+
+def test_numpy_head_equals_keras_head_to_float_rounding(saved):
+    # Prediction runs the head in NumPy (no TensorFlow): it must be Keras' head, number for number.
+    _, model = saved
+    features = np.random.default_rng(0).uniform(0, 3, size=(64, 400)).astype(np.float32)
+    keras_logits = model.head(features, training=False).numpy()
+    numpy_logits = DenseHead(keras_head.head_weights(model.head)).logits(features)
+    np.testing.assert_allclose(numpy_logits, keras_logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(hidden=(), dropout=0.5), dict(hidden=(32, 16), dropout=0.25)],
+    ids=["no-hidden-dropout", "two-hidden"],
+)
+def test_numpy_head_equals_keras_head_for_other_heads(settings):
+    model = stepped_model(seed=4, filters=(4,), kernel_size=(3,), padding=("same",), **settings)
+    features = np.random.default_rng(1).uniform(0, 2, size=(16, model.cnn.num_features))
+    features = features.astype(np.float32)
+    keras_logits = model.head(features, training=False).numpy()  # dropout is off at inference
+    numpy_logits = DenseHead(keras_head.head_weights(model.head)).logits(features)
+    np.testing.assert_allclose(numpy_logits, keras_logits, rtol=1e-5, atol=1e-5)
 
 
 def test_restored_model_predicts_what_the_saved_one_did(saved):
-    path, fields = saved
+    path, model = saved
     images = load_dataset()[2][:50]
-    loaded = load_model(path)
+    classifier = load_classifier(path)
 
-    before = predict_proba(fields["cnn"], fields["head"], images)
-    after = predict_proba(loaded.cnn, loaded.head, images, batch_size=16)  # batching is invisible
-
+    before = driver.classifier(model).predict_proba(images)
+    after = classifier.predict_proba(images, batch_size=16)  # batching is invisible
     assert before.shape == (50, 10)
     np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-7)
+    # And the Keras head, through the trainer's own model, agrees with the NumPy prediction.
+    features = model.cnn.features(images[:, np.newaxis] / np.float32(255))
+    keras_probabilities = keras_head.keras.activations.softmax(model.head(features)).numpy()
+    np.testing.assert_allclose(after, keras_probabilities, rtol=1e-4, atol=1e-6)
+
+
+def test_any_architecture_round_trips(tmp_path):
+    settings = dict(filters=(4, 8), kernel_size=(3,), padding=("valid",), hidden=(), dropout=0.5)
+    model = stepped_model(seed=5, **settings)
+    path = tmp_path / "keras-example.npz"
+    save_model(path, driver.to_saved(model))
+    loaded = load_model(path)
+    assert loaded.architecture["filters"] == [4, 8] and loaded.architecture["hidden"] == []
+    assert len(loaded.head_state) == 1  # the dropout layer's random-number state
+    images = load_dataset()[2][:20]
+    np.testing.assert_allclose(
+        classifier_from_saved(loaded).logits(images),
+        driver.classifier(model).logits(images),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    again = driver.build_model(TrainConfig(seed=0, **settings), loaded)
+    for restored, filters in zip(again.cnn.filters, model.cnn.filters, strict=True):
+        assert np.array_equal(restored, filters)
+    assert np.array_equal(
+        again.head.non_trainable_variables[0].numpy(), model.head.non_trainable_variables[0]
+    )
 
 
 def test_restored_optimizers_continue_like_the_originals(tmp_path):
     path = tmp_path / "model.npz"
-    fields = save_stepped(path)
-    loaded = load_model(path)
-    grads = [
-        np.full_like(loaded.cnn.conv1_filters, 0.5),
-        np.full_like(loaded.cnn.conv2_filters, -1),
-    ]
+    model = stepped_model()
+    save_model(path, driver.to_saved(model))
+    loaded = driver.build_model(model.config, load_model(path))
+    grads = [np.full_like(filters, 0.5) for filters in model.cnn.filters]
 
-    fields["conv_optimizer"].step([fields["cnn"].conv1_filters, fields["cnn"].conv2_filters], grads)
-    loaded.conv_optimizer.step([loaded.cnn.conv1_filters, loaded.cnn.conv2_filters], grads)
-
-    assert np.array_equal(loaded.cnn.conv1_filters, fields["cnn"].conv1_filters)
-    assert np.array_equal(loaded.cnn.conv2_filters, fields["cnn"].conv2_filters)
+    model.conv_optimizer.step(model.cnn.filters, grads)
+    loaded.conv_optimizer.step(loaded.cnn.filters, grads)
+    for restored, filters in zip(loaded.cnn.filters, model.cnn.filters, strict=True):
+        assert np.array_equal(restored, filters)
 
 
 def test_save_replaces_the_file_atomically_and_keeps_it_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
-    save_stepped(path, epoch=1)
+    model = stepped_model()
+    model.epoch = 1
+    save_model(path, driver.to_saved(model))
     good = path.read_bytes()
 
     def disk_full(file, **arrays):
         file.write(b"PK half an archive")
         raise OSError(28, "No space left on device")
 
+    model.epoch = 2
     with monkeypatch.context() as patch:
         patch.setattr(np, "savez", disk_full)
         with pytest.raises(OSError, match="No space"):
-            save_stepped(path, epoch=2)
+            save_model(path, driver.to_saved(model))
 
     assert path.read_bytes() == good
     assert load_model(path).epoch == 1
@@ -192,28 +258,28 @@ def test_damaged_files_are_refused_with_one_line(saved, tmp_path, write, problem
         (lambda a: a["conv2_filters"].__setitem__((0, 0, 0, 0), np.nan), "NaN"),
         (lambda a: a.update(config=np.array("{not json")), "bad training record"),
         (lambda a: a.update(history=np.array('{"a": 1}')), "bad training record"),
-        (lambda a: a.pop("epoch"), "bad training record"),
-        (lambda a: a.pop("head_optimizer.3"), "head optimizer state"),
+        (lambda a: a.pop("epoch"), "epoch is missing"),
         (lambda a: a.update({"conv_optimizer.m0": np.zeros(3)}), "conv optimizer state"),
+        (lambda a: a.pop("conv_optimizer.m1"), "conv optimizer state"),
         (lambda a: a.pop("conv_optimizer.iterations"), "conv optimizer state"),
-        (lambda a: a.update(conv_optimizer_settings=np.array("{}}")), "conv optimizer state"),
+        (lambda a: a.update(conv_optimizer_settings=np.array("{}}")), "bad training record"),
+        (lambda a: a.update(extra=np.zeros(3)), "unknown member 'extra'"),
+        (lambda a: a.update(architecture=np.array('{"filters": [6]}')), "architecture"),
+        (set_json("architecture", filters=[6, 16, 32, 64, 128]), "impossible architecture"),
+        (set_json("architecture", dropout=1.5), "bad dropout"),
+        (set_json("config", batch_size=0), "batch-size must be an integer greater than 0"),
+        (set_json("config", learning_rate=None), "learning-rate must be a number"),
+        (set_json("config", seed=-1), "seed must be an integer from 0"),
+        (set_json("config", epochs="many"), "epochs must be an integer greater than 0"),
+        (set_json("config", dataset="cifar"), "dataset must be one of"),
+        (set_json("config", shift=9), "shift must be an integer from 0 to 4"),
+        (set_json("config", color="red"), "unknown setting 'color'"),
+        (set_json("partial_epoch", seen=-4), "partial_epoch"),
+        (lambda a: a.update(step=np.array(-1)), "step is -1"),
+        (lambda a: a.update(epoch=np.array(2.5)), "epoch is float64"),
+        (lambda a: a.update(history=np.array('[{"epoch": "one"}]')), "history"),
     ],
-    ids=[
-        "other-format",
-        "no-format",
-        "conv1-shape",
-        "head-shape",
-        "dtype",
-        "missing-weight",
-        "nan",
-        "config",
-        "history",
-        "epoch",
-        "head-optimizer",
-        "conv-optimizer-shape",
-        "conv-optimizer-missing",
-        "conv-optimizer-settings",
-    ],
+    ids=lambda value: value if isinstance(value, str) else None,
 )
 def test_other_architectures_and_bad_contents_are_refused(saved, tmp_path, change, problem):
     path = tmp_path / "changed.npz"
@@ -224,10 +290,117 @@ def test_other_architectures_and_bad_contents_are_refused(saved, tmp_path, chang
     assert "\n" not in str(error.value)
 
 
+def test_head_optimizer_state_that_does_not_fit_is_refused_when_resuming(saved, tmp_path):
+    path = tmp_path / "changed.npz"
+    last = len(load_model(saved[0]).head_optimizer_state) - 1
+    rewrite(saved[0], path, lambda a: a.pop(f"head_optimizer.{last}"))
+    with pytest.raises(ModelFileError, match="head optimizer state does not match"):
+        driver.build_model(TrainConfig(seed=3, resume_path=str(path)), load_model(path))
+
+
+def claim_size(path, member, size):
+    """Make the zip's central directory claim that ``member`` decompresses to ``size`` bytes."""
+    data = bytearray(path.read_bytes())
+    entry = data.rfind(member.encode()) - 46  # a central directory entry: 46 bytes, then the name
+    assert data[entry : entry + 4] == b"PK\x01\x02"
+    struct.pack_into("<I", data, entry + 24, size)  # its "uncompressed size" field
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("member", ["conv1_filters.npy", "head_optimizer.2.npy", "history.npy"])
+def test_members_claiming_absurd_sizes_are_refused_before_reading(saved, tmp_path, member):
+    path = tmp_path / "claims.npz"
+    path.write_bytes(saved[0].read_bytes())
+    claim_size(path, member, 3 * 10**9)  # 3 GB; nothing is read to find out
+    with pytest.raises(ModelFileError, match="claims 3,000,000,000 bytes") as error:
+        load_model(path)
+    assert member.removesuffix(".npy") in str(error.value)
+
+
+def test_an_unknown_member_is_refused_by_name_without_reading_it(saved, tmp_path, monkeypatch):
+    path = tmp_path / "extra.npz"
+    rewrite(saved[0], path, lambda a: a.update(junk=np.zeros(10)))
+    claim_size(path, "junk.npy", 3 * 10**9)
+    opened = []
+    original_open = zipfile.ZipFile.open
+
+    def recording_open(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return original_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
+    with pytest.raises(ModelFileError, match="unknown member 'junk'"):
+        load_model(path)
+    assert "junk.npy" not in opened
+
+
+@pytest.mark.parametrize(
+    ("member", "header", "claim"),
+    [
+        (
+            "history",
+            b"'descr': '<U2', 'fortran_order': False, 'shape': (), }",
+            b"'descr': '<U250000000000', 'fortran_order': False, 'shape': (), }",
+        ),
+        ("conv1_filters", b"'shape': (6, 1, 5, 5), }", b"'shape': (6000000, 1, 5, 5), }"),
+    ],
+)
+def test_a_header_claiming_a_huge_array_is_refused_before_reading(
+    saved, tmp_path, member, header, claim
+):
+    small = tmp_path / "small.npz"
+    rewrite(saved[0], small, lambda arrays: arrays.update(history=np.array("[]")))
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(small) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == f"{member}.npy":
+                # The .npy header is padded with spaces to a fixed length: the claim takes some.
+                start, padding = data.index(header), len(claim) - len(header)
+                assert data[start + len(header) :][:padding] == b" " * padding
+                data = data[:start] + claim + data[start + len(header) + padding :]
+            target.writestr(info.filename, data)  # a valid zip: right sizes and checksums
+    with pytest.raises(ModelFileError, match=member) as error:
+        load_model(path)
+    assert re.search("claims more numbers|expected float|bad header", str(error.value))
+
+
+def test_files_of_the_first_version_still_load(saved, tmp_path):
+    def first_version(arrays):
+        arrays["format"] = np.array("simple-cnn-lenet5-v1")
+        del arrays["architecture"]
+        config = json.loads(str(arrays["config"]))
+        for name in ("filters", "kernel_size", "padding", "hidden", "dropout"):
+            config.pop(name)
+        arrays["config"] = np.array(json.dumps(config))
+
+    path = tmp_path / "v1.npz"
+    rewrite(saved[0], path, first_version)
+    loaded = load_model(path)
+    assert loaded.architecture == model_file.OLD_ARCHITECTURE
+    assert np.array_equal(loaded.conv_filters[1], saved[1].cnn.conv2_filters)
+
+
+def test_a_model_whose_outputs_overflow_is_refused_with_a_message(saved, tmp_path):
+    path = tmp_path / "huge.npz"
+
+    def inflate(arrays):
+        arrays["head.0.kernel"] = np.full_like(arrays["head.0.kernel"], 3e37)  # finite, but...
+
+    rewrite(saved[0], path, inflate)
+    classifier = load_classifier(path)
+    with pytest.raises(ModelFileError, match="outputs are not finite") as error:
+        classifier.predict_proba(load_dataset()[2][:3])
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
 def test_predict_proba_checks_the_image_shape(saved):
-    loaded = load_model(saved[0])
+    classifier = load_classifier(saved[0])
     with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
-        predict_proba(loaded.cnn, loaded.head, np.zeros((2, 1, 28, 28), np.uint8))
+        classifier.predict_proba(np.zeros((2, 1, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        classifier.predict_proba(np.zeros((2, 28, 28), np.float32))
+    assert isinstance(classifier, Classifier)
 
 
 def test_model_file_is_a_plain_npz_anyone_can_read(saved):
@@ -235,3 +408,9 @@ def test_model_file_is_a_plain_npz_anyone_can_read(saved):
         assert str(archive["format"]) == model_file.FORMAT
         assert archive["conv1_filters"].shape == (6, 1, 5, 5)
         assert json.loads(str(archive["config"]))["batch_size"] == 32
+        assert json.loads(str(archive["architecture"]))["hidden"] == [128]
+
+
+def test_saved_model_defaults_describe_an_untrained_file():
+    model = SavedModel(architecture={}, conv_filters=[], head_weights=[])
+    assert (model.epoch, model.step, model.history) == (0, 0, [])

@@ -38,19 +38,19 @@ def baseline(tmp_path_factory):
 
 
 def assert_same_model(model, expected):
-    assert np.array_equal(model.cnn.conv1_filters, expected.cnn.conv1_filters)
-    assert np.array_equal(model.cnn.conv2_filters, expected.cnn.conv2_filters)
-    for weights, expected_weights in zip(
-        model.head.get_weights(), expected.head.get_weights(), strict=True
-    ):
-        assert np.array_equal(weights, expected_weights)
+    """Two model files hold exactly the same weights and optimizer states."""
+    for filters, expected_filters in zip(model.conv_filters, expected.conv_filters, strict=True):
+        assert np.array_equal(filters, expected_filters)
+    for pair, expected_pair in zip(model.head_weights, expected.head_weights, strict=True):
+        assert np.array_equal(pair[0], expected_pair[0])
+        assert np.array_equal(pair[1], expected_pair[1])
     for state, expected_state in zip(
-        model.head_optimizer.variables, expected.head_optimizer.variables, strict=True
+        model.head_optimizer_state, expected.head_optimizer_state, strict=True
     ):
-        assert np.array_equal(state.numpy(), expected_state.numpy())
-    conv_state = model.conv_optimizer.state_dict()
-    for name, value in expected.conv_optimizer.state_dict().items():
-        assert np.array_equal(conv_state[name], value)
+        assert np.array_equal(state, expected_state)
+    assert model.conv_optimizer_state.keys() == expected.conv_optimizer_state.keys()
+    for name, value in expected.conv_optimizer_state.items():
+        assert np.array_equal(model.conv_optimizer_state[name], value)
 
 
 def without_seconds(history):
@@ -72,8 +72,8 @@ def test_training_moves_the_convolution_filters(baseline):
     start = SimpleCNN(seed=0)
     # Adam steps of ~1e-3 over ~190 steps: far more than rounding, far less than the filters.
     for trained, initial in (
-        (model.cnn.conv1_filters, start.conv1_filters),
-        (model.cnn.conv2_filters, start.conv2_filters),
+        (model.conv_filters[0], start.conv1_filters),
+        (model.conv_filters[1], start.conv2_filters),
     ):
         change = np.abs(trained - initial).mean()
         assert 1e-3 < change < np.abs(initial).mean()
@@ -172,7 +172,7 @@ def test_loops_implementation_trains_like_the_fast_one(tmp_path):
         driver.train(config)
         results[impl] = load_model(config.save_path)
     np.testing.assert_allclose(
-        results["loops"].cnn.conv2_filters, results["fast"].cnn.conv2_filters, atol=1e-5
+        results["loops"].conv_filters[1], results["fast"].conv_filters[1], atol=1e-5
     )
 
 
@@ -246,7 +246,8 @@ def test_bad_option_is_a_one_line_argparse_error():
         (["--learning-rate", "nan"], "--learning-rate: must be a number greater than 0, got nan"),
         (["--learning-rate", "inf"], "--learning-rate: must be a number greater than 0, got inf"),
         (["--limit", "0"], "argument --limit: must be an integer greater than 0, got 0"),
-        (["--seed", "-1"], "argument --seed: must be 0 or more"),
+        (["--seed", "-1"], "argument --seed: must be an integer from 0 to 4294967295, got -1"),
+        (["--seed", str(2**32)], "argument --seed: must be an integer from 0 to 4294967295"),
         (["--resume", "no-such-model.npz"], "argument --resume: no such file: no-such-model.npz"),
         (["--save", "no-such-dir/model.npz"], "does not exist"),
         (["--save", "a.npz", "--no-save"], "not allowed with argument"),

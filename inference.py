@@ -1,0 +1,210 @@
+"""Predict with a trained model in NumPy alone: no TensorFlow, no state, safe from any thread.
+
+    import inference
+    classifier = inference.load_classifier("simple_cnn_model.npz")
+    classifier.predict_proba(x_test[:5])     # uint8 images (5, 28, 28) -> probabilities (5, 10)
+
+The conv stack runs ``SimpleCNN.features`` (the forward pass that keeps nothing for a backward
+pass); the dense head's forward pass is one matrix product per layer on the saved weights,
+with ReLU between them (dropout only acts while training). That is all prediction needs, so
+``predict_digit.py``, the plots, the explorer and the trainer's evaluation start in a fraction
+of a second instead of waiting seconds for TensorFlow. The tests prove this head equals Keras'.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from download_mnist import FASHION_LABELS
+from model_file import ModelFileError, SavedModel, load_model
+from simple_cnn import NonFiniteFeaturesError, SimpleCNN
+
+EVAL_BATCH_SIZE = 512  # large enough that per-call overheads vanish, small enough for the cache
+
+
+class NonFiniteOutputError(ModelFileError):
+    """The model's outputs overflowed: its weights are damaged or its training diverged."""
+
+
+def images_to_input(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W), 0-255 -> the network's float32 input (N, 1, H, W) in [0, 1]."""
+    return np.divide(images, np.float32(255.0), dtype=np.float32)[:, np.newaxis]  # one pass
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log(softmax(logits)) over the last axis, computed stably: (N, K) -> (N, K)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # exp never overflows
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits over the last axis: (N, K) -> (N, K), each row summing to 1."""
+    return np.exp(log_softmax(logits))
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of logits (N, K) against integer labels (N,), in float64."""
+    log_probabilities = log_softmax(logits.astype(np.float64))
+    return float(-log_probabilities[np.arange(len(labels)), labels].mean())
+
+
+def class_names(dataset: str, num_classes: int = 10) -> list[str]:
+    """What each class index means: Fashion-MNIST's names, or the digits themselves."""
+    if dataset == "fashion":
+        return list(FASHION_LABELS)
+    return [str(index) for index in range(num_classes)]
+
+
+@dataclass
+class DenseHead:
+    """The dense head in NumPy: Dense(relu) layers, then Dense logits.
+
+    ``weights[i]`` is layer i's (kernel (in, out), bias (out,)), as Keras stores them.
+    """
+
+    weights: list[tuple[np.ndarray, np.ndarray]]
+
+    def forward(self, features: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for features (N, F): the hidden layers' (after ReLU), then the
+        logits (N, classes) last."""
+        outputs = []
+        x = features
+        for index, (kernel, bias) in enumerate(self.weights):
+            x = x @ kernel + bias
+            if index < len(self.weights) - 1:
+                x = np.maximum(x, 0)
+            outputs.append(x)
+        return outputs
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return self.forward(features)[-1]
+
+    def backward(self, outputs: list[np.ndarray], d_logits: np.ndarray) -> np.ndarray:
+        """d loss / d features from d loss / d logits (N, classes), through every layer.
+
+        ``outputs`` is what forward() returned; a hidden unit's ReLU passes the gradient only
+        where it was positive.
+        """
+        d_x = d_logits
+        for index in reversed(range(len(self.weights))):
+            kernel, _ = self.weights[index]
+            if index < len(self.weights) - 1:
+                d_x = d_x * (outputs[index] > 0)
+            d_x = d_x @ kernel.T
+        return d_x
+
+
+@dataclass
+class Classifier:
+    """A trained SimpleCNN and its dense head, ready to classify images.
+
+    Every method keeps nothing between calls: one Classifier serves any number of threads.
+    """
+
+    cnn: SimpleCNN
+    head: DenseHead
+    class_names: list[str]
+    source: str = "the model"  # named in error messages
+    history: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def logits(self, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+        """Logits (N, classes) float32 for uint8 images (N, H, W), batch by batch.
+
+        Raises
+        ------
+        ValueError
+            Images of the wrong shape; ModelFileError when the model's outputs are not finite
+            (weights so large that the numbers overflow).
+        """
+        images = self._check_images(images)
+        logits = np.empty((len(images), len(self.class_names)), np.float32)
+        for start in range(0, len(images), batch_size):
+            batch = images_to_input(images[start : start + batch_size])
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, with its cause
+                logits[start : start + batch_size] = self.head.logits(self._features(batch))
+        if not np.isfinite(logits).all():
+            raise self._overflow_error()
+        return logits
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 images (N, H, W); each row sums to 1."""
+        return softmax(self.logits(images, batch_size))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most probable class index (N,) of each uint8 image (N, H, W)."""
+        return self.logits(images).argmax(axis=1)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on uint8 images (N, H, W) and labels (N,)."""
+        logits = self.logits(images)
+        return cross_entropy(logits, labels), float((logits.argmax(axis=1) == labels).mean())
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        try:
+            return self.cnn.features(x)
+        except NonFiniteFeaturesError:
+            raise self._overflow_error() from None
+
+    def _overflow_error(self) -> NonFiniteOutputError:
+        largest = max(
+            float(np.abs(array).max())
+            for array in [*self.cnn.filters, *(w for pair in self.head.weights for w in pair)]
+        )
+        return NonFiniteOutputError(
+            f"{self.source}: the model's outputs are not finite numbers (its weights reach "
+            f"{largest:.3g}, large enough to overflow): the file is damaged or its training "
+            "diverged; train it again"
+        )
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        image_shape = self.cnn.input_shape[1:]
+        if images.ndim != 3 or images.shape[1:] != image_shape:
+            raise ValueError(
+                f"images must have shape (N, {image_shape[0]}, {image_shape[1]}), got "
+                f"{images.shape}"
+            )
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (0-255), got {images.dtype}")
+        return images
+
+
+def classifier_from_saved(saved: SavedModel, source: str = "the model") -> Classifier:
+    """A Classifier from a model file's checked contents."""
+    architecture = saved.architecture
+    cnn = SimpleCNN(
+        filters=architecture["filters"],
+        kernel_sizes=architecture["kernel_sizes"],
+        paddings=architecture["paddings"],
+        input_shape=architecture["input_shape"],
+    )
+    for index, filters in enumerate(saved.conv_filters):
+        cnn.set_filters(index, filters)
+    dataset = saved.config.get("dataset", "mnist")
+    weights = [
+        (kernel.astype(np.float32), bias.astype(np.float32)) for kernel, bias in saved.head_weights
+    ]
+    return Classifier(
+        cnn=cnn,
+        head=DenseHead(weights),
+        class_names=class_names(dataset, architecture["num_classes"]),
+        source=source,
+        history=saved.history,
+        config=saved.config,
+    )
+
+
+def load_classifier(path: str | os.PathLike) -> Classifier:
+    """Read a model file (see model_file.py) as a Classifier.
+
+    Raises
+    ------
+    ModelFileError
+        One line naming the file: missing, damaged, or not a SimpleCNN model.
+    """
+    return classifier_from_saved(load_model(path), source=os.fspath(path))
