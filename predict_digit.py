@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from download_mnist import FASHION_LABELS
-
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
@@ -326,15 +324,13 @@ def classify(model_path: str, digits: np.ndarray) -> tuple[np.ndarray, list[str]
     ModelError
         One line: the model file is missing, damaged or from another network.
     """
-    import model_file  # TensorFlow loads only here, once some picture is known to be good
+    import inference  # NumPy alone: the model file and the network, no TensorFlow
 
     try:
-        model = model_file.load_model(model_path)
-    except model_file.ModelFileError as error:
+        classifier = inference.load_classifier(model_path)
+        return classifier.predict_proba(digits), classifier.class_names
+    except inference.ModelFileError as error:  # a damaged file, or outputs that overflow
         raise ModelError(str(error)) from None
-    probabilities = model_file.predict_proba(model.cnn, model.head, digits)
-    labels = FASHION_LABELS if model.config.get("dataset") == "fashion" else range(10)
-    return probabilities, [str(label) for label in labels]
 
 
 # --- The command line ---------------------------------------------------------------------------
@@ -513,4 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

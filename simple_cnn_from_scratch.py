@@ -361,7 +361,7 @@ def train_steps(
         if progress:
             progress.update(step + 1, sums.means())
         if tensorboard:
-            tensorboard.step(model, result)
+            tensorboard.step(model, result, sums)
         if on_step is not None:
             on_step(model, epoch, step + 1)
     model.partial_epoch = asdict(sums)
