@@ -77,12 +77,17 @@ def build_head(
     layers = [keras.Input((num_features,))]
     for index, units in enumerate(hidden):
         initializer = keras.initializers.GlorotUniform(seed=seeds[index])
-        layers.append(keras.layers.Dense(units, activation="relu", kernel_initializer=initializer))
+        layers.append(
+            keras.layers.Dense(
+                units, activation="relu", kernel_initializer=initializer, name=f"hidden{index + 1}"
+            )
+        )
     if dropout:
-        layers.append(keras.layers.Dropout(dropout, seed=seeds[len(hidden) + 1]))
+        layers.append(keras.layers.Dropout(dropout, seed=seeds[len(hidden) + 1], name="dropout"))
     initializer = keras.initializers.GlorotUniform(seeds[len(hidden)])
-    layers.append(keras.layers.Dense(num_classes, kernel_initializer=initializer))
-    return keras.Sequential(layers)
+    layers.append(keras.layers.Dense(num_classes, kernel_initializer=initializer, name="logits"))
+    # Fixed names: the same weight has the same name in every run (TensorBoard's tags).
+    return keras.Sequential(layers, name="head")
 
 
 def build_head_optimizer(head: keras.Model, learning_rate: float = 1e-3) -> keras.optimizers.Adam:

@@ -39,9 +39,7 @@ class TensorBoardLog:
 
     def __init__(self, log_dir: str, model, every: int = 50):
         self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
-        self.validation_writer = tf.summary.create_file_writer(
-            os.path.join(log_dir, "validation")
-        )
+        self.validation_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
         self.every = every
         self.last_step = None  # the epoch's last StepResult: its gradients go in the histograms
 

@@ -71,7 +71,7 @@ def test_batch_scalars_every_n_steps(run):
 def test_weight_and_gradient_histograms_of_every_layer(run):
     _, train, _ = run
     names = ["conv1/filters", "conv2/filters"] + [
-        f"sequential/dense{suffix}/{kind}" for suffix in ("", "_1") for kind in ("kernel", "bias")
+        f"head/{layer}/{kind}" for layer in ("hidden1", "logits") for kind in ("kernel", "bias")
     ]
     for name in names:
         for kind in ("histogram", "gradient_histogram"):
