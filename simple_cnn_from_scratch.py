@@ -162,6 +162,7 @@ class Model:
     step: int = 0
     partial_epoch: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_step: StepResult | None = None  # the latest step's loss and gradients, for watchers
 
 
 def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
@@ -357,7 +358,8 @@ def train_steps(
                 progress.end_line()
             raise NonFiniteLossError(diverged_message(model, epoch, step + 1)) from None
         sums.add(result, len(batch))
-        model.step, sums.seconds = step + 1, time.perf_counter() - started
+        sums.seconds = time.perf_counter() - started
+        model.step, model.partial_epoch, model.last_step = step + 1, asdict(sums), result
         if progress:
             progress.update(step + 1, sums.means())
         if tensorboard:
@@ -416,7 +418,9 @@ def train_epoch(
 
 
 def train(
-    config: TrainConfig, on_step: Callable[[Model, int, int], None] | None = None
+    config: TrainConfig,
+    on_step: Callable[[Model, int, int], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) as ``config`` says, evaluate on the test set, and return the history.
 
@@ -426,6 +430,11 @@ def train(
     on_step : callable, optional
         Called as ``on_step(model, epoch, step)`` after every training step (the explorer
         watches training through it; tests use it to interrupt a run or spoil its weights).
+        ``model.partial_epoch`` then holds the epoch's running sums, ``model.last_step`` the
+        step's StepResult.
+    stop : StopRequest, optional
+        Set it to stop the run as Ctrl-C does (from another thread: a run in the background).
+        Without it, Ctrl-C and SIGTERM set one (in the main thread).
 
     Returns
     -------
@@ -444,7 +453,7 @@ def train(
         cannot be written: all found before training starts.
     """
     say = print if config.verbose else _silent
-    with stop_requests() as stop:
+    with stop_requests(stop) as stop:
         config, saved = settle(replace(config))  # replace() checks every field again
         check_outputs(config)
         data = load_data(config)
@@ -603,13 +612,17 @@ class StopRequest(threading.Event):
 
 
 @contextmanager
-def stop_requests() -> Iterator[StopRequest]:
+def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
     """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request that the loop honours between
     steps, where the filters, the head and both optimizers are consistent for the save.
 
     SIGTERM is what a scheduler, ``timeout``, ``docker stop`` or a closed terminal sends, so it
-    is treated like Ctrl-C. A second signal interrupts at once, as usual.
+    is treated like Ctrl-C. A second signal interrupts at once, as usual. A ``request`` given
+    by the caller is used as it is, and no handler is installed: its owner sets it.
     """
+    if request is not None:
+        yield request
+        return
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request  # signal handlers can only be installed from the main thread
