@@ -1,19 +1,19 @@
 """Time SimpleCNN's conv stack, forward + backward, against TensorFlow's own ops.
 
-One training step of the feature extractor on a float32 batch: forward to the (N, 400) features,
-then backward to both filter gradients (learning_rate=0, so the filters stay put). Timed for
+One training step of the feature extractor on a float32 batch: forward to the features, then
+backward to every stage's filter gradients (learning_rate=0, so the filters stay put). Timed for
 impl="fast", impl="loops" (on a smaller batch, scaled per image) and the same network built from
 tf.nn ops inside a warmed-up tf.function. The sides take turns so a busy machine slows them alike.
 Then a per-layer breakdown of the fast implementation on the shapes the network uses.
 
-    python benchmarks/bench_conv_stack.py [--batch-size 128] [--repeats 20]
+    python benchmarks/bench_conv_stack.py [--network lenet|keras-example] [--batch-size 128]
+        [--repeats 20] [--no-loops] [--no-tensorflow]
 """
 
 import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,19 +22,21 @@ import numpy as np
 # The project's modules sit one directory up; this lets the script run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from networks import (  # noqa: E402
+    DEFAULT_NETWORK,
+    NETWORKS,
+    build_simple_cnn,
+    describe_network,
+    network_config,
+)
+from timing import seconds  # noqa: E402
+
 import layers  # noqa: E402
-from simple_cnn import SimpleCNN  # noqa: E402
-
-
-def seconds(function: Callable[[], object]) -> float:
-    """Wall-clock seconds of one call."""
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
 
 
 def simple_cnn_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callable[[], object]:
-    """One forward + backward of ``cnn`` on x (N, 1, 28, 28) with d_out (N, 400)."""
+    """One forward + backward of ``cnn`` on x (N, C, H, W) with d_out (N, cnn.num_features)."""
 
     def step():
         cnn.forward(x)
@@ -44,31 +46,37 @@ def simple_cnn_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callabl
 
 
 def tensorflow_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callable[[], object]:
-    """The same network in tf.nn ops (NHWC, TensorFlow's CPU layout), forward + both gradients.
+    """The same network in tf.nn ops (NHWC, TensorFlow's CPU layout), forward + every filter
+    gradient.
 
     The inputs are converted to NHWC once, outside the timing: TensorFlow gets its best case.
     """
-    import tensorflow as tf
+    from keras_head import tf  # TensorFlow imported quietly, as the program does
 
     x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
-    conv1_hwio = tf.constant(cnn.conv1_filters.transpose(2, 3, 1, 0))
-    conv2_hwio = tf.constant(cnn.conv2_filters.transpose(2, 3, 1, 0))
-    # SimpleCNN flattens (N, 16, 5, 5) channel-major; the same numbers laid out NHWC.
-    d_pool2 = tf.constant(d_out.reshape(-1, 16, 5, 5).transpose(0, 2, 3, 1))
+    filters_hwio = [tf.constant(filters.transpose(2, 3, 1, 0)) for filters in cnn.filters]
+    paddings = [stage.padding for stage in cnn.stages]
+    last = cnn.stages[-1]
+    # SimpleCNN flattens (N, F, H, W) channel-major; the same numbers laid out NHWC.
+    d_pooled = d_out.reshape(-1, last.out_channels, *last.out_size).transpose(0, 2, 3, 1)
+    d_pooled = tf.constant(d_pooled)
 
     @tf.function
-    def forward_backward(x, conv1, conv2, d_pool2):
+    def forward_backward(x, filters, d_pooled):
         with tf.GradientTape() as tape:
-            tape.watch([conv1, conv2])
-            h = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]])
-            h = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h, conv1, 1, "VALID")), 2, 2, "VALID")
-            h = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h, conv2, 1, "VALID")), 2, 2, "VALID")
-            loss = tf.reduce_sum(h * d_pool2)  # its gradient wrt the features is d_out
-        return h, tape.gradient(loss, [conv1, conv2])
+            tape.watch(filters)
+            h = x
+            for stage_filters, padding in zip(filters, paddings, strict=True):
+                if padding:
+                    h = tf.pad(h, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+                h = tf.nn.relu(tf.nn.conv2d(h, stage_filters, 1, "VALID"))
+                h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            loss = tf.reduce_sum(h * d_pooled)  # its gradient wrt the features is d_out
+        return h, tape.gradient(loss, filters)
 
     def step():
-        _, (d_conv1, _) = forward_backward(x_nhwc, conv1_hwio, conv2_hwio, d_pool2)
-        return d_conv1.numpy()  # wait for the result
+        _, d_filters = forward_backward(x_nhwc, filters_hwio, d_pooled)
+        return d_filters[0].numpy()  # wait for the result
 
     return step
 
@@ -76,51 +84,133 @@ def tensorflow_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callabl
 def layer_steps(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> dict[str, Callable]:
     """Each layer of the fast network, forward and backward, on the network's own shapes.
 
-    Calls the functions in layers.py that SimpleCNN.forward/backward chain, with the same caches,
-    so the parts add up to the network (minus input checks, threads and bookkeeping). Names that
-    start with "  of which" time one piece of the layer above them and are not in the sum.
+    Calls the functions in layers.py that SimpleCNN.forward/backward chain, with the same caches
+    and gradients, so the parts add up to the network (minus input checks, threads and
+    bookkeeping). Names that start with "  of which" time one piece of the layer above them and
+    are not in the sum.
     """
-    conv_pool, conv_pool_backward = (
-        layers.conv2d_maxpool2d_forward_fast,
-        layers.conv2d_maxpool2d_backward_fast,
+    forward_steps: dict[str, Callable] = {}
+    stages = []  # (number, stage, its input, its cache, its output) for the backward pass
+    h = x
+    for number, (stage, filters) in enumerate(zip(cnn.stages, cnn.filters, strict=True), 1):
+        pooled, cache = stage_layers(stage)[0](h, filters, stage.padding)
+        forward_steps.update(stage_forward_steps(cnn, number, stage, filters, h, pooled))
+        stages.append((number, stage, h, cache, cnn.relu(pooled)))
+        h = stages[-1][-1]
+
+    backward_steps: dict[str, Callable] = {}
+    d_h = d_out.reshape(h.shape)  # undo flatten, as SimpleCNN.backward does
+    for number, stage, stage_input, cache, relu_out in reversed(stages):
+        steps, d_h = stage_backward_steps(cnn, number, stage, stage_input, cache, relu_out, d_h)
+        backward_steps.update(steps)
+    return {**forward_steps, "flatten": lambda: cnn.flatten(h), **backward_steps}
+
+
+def stage_layers(stage: Stage) -> tuple[Callable, Callable]:
+    """The fast (forward, backward) pair SimpleCNN runs for this stage: fused for odd K."""
+    return STAGE_LAYERS["fast"]["odd" if stage.kernel_size % 2 else "even"]
+
+
+def used_input(stage: Stage, x: np.ndarray) -> np.ndarray:
+    """The padded input rows and columns some pooling window reads (the fused layer's cut)."""
+    k = stage.kernel_size
+    rows, columns = (size // 2 * 2 + k - 1 for size in stage.conv_size)
+    return layers.batch_last(x, stage.padding)[:, :, :rows, :columns]
+
+
+def stage_forward_steps(
+    cnn: SimpleCNN,
+    number: int,
+    stage: Stage,
+    filters: np.ndarray,
+    x: np.ndarray,
+    pooled: np.ndarray,
+) -> dict[str, Callable]:
+    """One stage's forward layers on its input x: conv + pool (and its patch copy), ReLU."""
+    conv_pool = stage_layers(stage)[0]
+    k = stage.kernel_size
+    shapes = (
+        f"pad {stage.padding}, {stage.in_channels}->{stage.out_channels}, "
+        f"{stage.in_size[0]}x{stage.in_size[1]} -> {stage.out_size[0]}x{stage.out_size[1]}"
     )
-    pooled1, cache1 = conv_pool(x, cnn.conv1_filters, 2)
-    pool1 = cnn.relu(pooled1)
-    pooled2, cache2 = conv_pool(pool1, cnn.conv2_filters, 0)
-    pool2 = cnn.relu(pooled2)
-    d_pool2 = d_out.reshape(pool2.shape)
-    d_pooled2 = d_pool2 * cnn.relu_derivative(pool2)
-    d_pool1, _ = conv_pool_backward(d_pooled2, cache2)
-    d_pooled1 = d_pool1 * cnn.relu_derivative(pool1)
-    x_padded = layers.batch_last(x, 2)
-    weights2 = layers.shifted_filters(cnn.conv2_filters)  # (4F, C (K + 1)^2)
-    d_conv2 = np.ones((len(weights2), pool2.size // 16), dtype=x.dtype)  # conv2's d_conv's shape
-    d_patches2 = weights2.T @ d_conv2
+    steps = {
+        f"conv{number} + pool{number} forward ({shapes})": lambda: conv_pool(
+            x, filters, stage.padding
+        )
+    }
+    if k % 2:
+        used = used_input(stage, x)
+        steps[f"  of which: copying conv{number}'s {k + 1}x{k + 1} pooling patches"] = lambda: (
+            layers.pooling_patches(used, k)
+        )
+    steps[f"relu{number} forward"] = lambda: cnn.relu(pooled)
+    return steps
+
+
+def stage_backward_steps(
+    cnn: SimpleCNN,
+    number: int,
+    stage: Stage,
+    x: np.ndarray,
+    cache: tuple,
+    relu_out: np.ndarray,
+    d_relu_out: np.ndarray,
+) -> tuple[dict[str, Callable], np.ndarray | None]:
+    """One stage's backward layers, given d loss / d its output: ReLU, then conv + pool.
+
+    Returns the steps and d loss / d the stage's input (None for the first stage: the network
+    never needs the gradient of the input image).
+    """
+    conv_pool_backward = stage_layers(stage)[1]
+    need_d_x = number > 1
+    d_pooled = d_relu_out * cnn.relu_derivative(relu_out)
+    what = "d_x and d_filters" if need_d_x else "d_filters only"
+    steps = {
+        f"relu{number} backward": lambda: d_relu_out * cnn.relu_derivative(relu_out),
+        f"conv{number} + pool{number} backward ({what})": lambda: conv_pool_backward(
+            d_pooled, cache, need_d_x=need_d_x
+        ),
+    }
+    if stage.kernel_size % 2 and need_d_x:
+        weights = layers.shifted_filters(cnn.filters[number - 1])  # (4F, C (K + 1)^2)
+        d_conv = np.ones((len(weights), relu_out.size // stage.out_channels), relu_out.dtype)
+        d_patches = weights.T @ d_conv  # the shape of the layer's patch gradient
+        shape = used_input(stage, x).shape
+        steps[f"  of which: conv{number}'s patches_to_image"] = lambda: layers.patches_to_image(
+            d_patches, shape, stage.kernel_size
+        )
+    d_x, _ = conv_pool_backward(d_pooled, cache, need_d_x=need_d_x)
+    return steps, d_x
+
+
+def conv_stack_flops_per_image(cnn: SimpleCNN) -> dict[str, int]:
+    """Floating-point operations (a multiply-add counts 2) per image of one training step.
+
+    Counted: every stage's convolution forward, every stage's filter gradient, and the input
+    gradient of every stage but the first (the input image's gradient is never computed). Each
+    is one multiply-add per (output pixel, filter tap). Not counted: padding, ReLU, pooling and
+    patch copies, which move data but do no arithmetic worth counting.
+    """
+    per_stage = {}
+    for number, stage in enumerate(cnn.stages, start=1):
+        output_pixels = stage.out_channels * stage.conv_size[0] * stage.conv_size[1]
+        taps = stage.in_channels * stage.kernel_size**2
+        per_stage[number] = 2 * output_pixels * taps
     return {
-        "conv1 + pool1 forward (pad 2, 1->6, 28x28 -> 14x14)": lambda: conv_pool(
-            x, cnn.conv1_filters, 2
-        ),
-        "  of which: copying its 6x6 pooling patches": lambda: layers.pooling_patches(x_padded, 5),
-        "relu1 forward": lambda: cnn.relu(pooled1),
-        "conv2 + pool2 forward (6->16, 14x14 -> 5x5)": lambda: conv_pool(
-            pool1, cnn.conv2_filters, 0
-        ),
-        "  of which: copying its 6x6x6 pooling patches": lambda: layers.pooling_patches(pool1, 5),
-        "relu2 forward": lambda: cnn.relu(pooled2),
-        "flatten": lambda: cnn.flatten(pool2),
-        "relu2 backward": lambda: d_pool2 * cnn.relu_derivative(pool2),
-        "conv2 + pool2 backward (d_x and d_filters)": lambda: conv_pool_backward(d_pooled2, cache2),
-        "  of which: patches_to_image": lambda: layers.patches_to_image(d_patches2, pool1.shape, 5),
-        "relu1 backward": lambda: d_pool1 * cnn.relu_derivative(pool1),
-        # The network never needs the gradient of the input image.
-        "conv1 + pool1 backward (d_filters only)": lambda: conv_pool_backward(
-            d_pooled1, cache1, need_d_x=False
-        ),
+        **{f"conv{number} forward": flops for number, flops in per_stage.items()},
+        **{f"conv{number} d_filters": flops for number, flops in per_stage.items()},
+        **{f"conv{number} d_input": flops for number, flops in per_stage.items() if number > 1},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--network",
+        choices=NETWORKS,
+        default=DEFAULT_NETWORK,
+        help=f"which network's conv stack (default {DEFAULT_NETWORK}; see networks.py)",
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="images per step (128)")
     parser.add_argument("--repeats", type=int, default=20, help="timed steps for fast and TF (20)")
     parser.add_argument(
@@ -140,17 +230,18 @@ def main() -> None:
             )
     args.loops_repeats = min(args.loops_repeats, args.repeats)
 
+    config = network_config(args.network)
+    fast = build_simple_cnn(config, args.seed, impl="fast")
     rng = np.random.default_rng(args.seed)
-    x = rng.uniform(0, 1, size=(args.batch_size, 1, 28, 28)).astype(np.float32)
-    d_out = rng.normal(size=(args.batch_size, 400)).astype(np.float32)
-    fast = SimpleCNN(seed=args.seed, impl="fast", dtype=np.float32)
+    x = rng.uniform(0, 1, size=(args.batch_size, *fast.input_shape)).astype(np.float32)
+    d_out = rng.normal(size=(args.batch_size, fast.num_features)).astype(np.float32)
     sides = {"fast": simple_cnn_step(fast, x, d_out)}
     if not args.no_loops:
-        loops = SimpleCNN(seed=args.seed, impl="loops", dtype=np.float32)
+        loops = build_simple_cnn(config, args.seed, impl="loops")
         n = args.loops_batch_size
         sides["loops"] = simple_cnn_step(loops, x[:n], d_out[:n])
     if not args.no_tensorflow:
-        import tensorflow as tf
+        from keras_head import tf
 
         sides["tensorflow"] = tensorflow_step(fast, x, d_out)
 
@@ -174,7 +265,10 @@ def main() -> None:
         batch_seconds["loops"] *= args.batch_size / args.loops_batch_size
         best_seconds["loops"] *= args.batch_size / args.loops_batch_size
 
-    print("SimpleCNN conv stack: forward + backward to both filter gradients, float32")
+    print(
+        f"SimpleCNN conv stack of the {args.network} network ({describe_network(config)}): "
+        "forward + backward to every filter gradient, float32"
+    )
     versions = f"NumPy {np.__version__}"
     if "tensorflow" in sides:
         versions += f", TensorFlow {tf.__version__}"
@@ -192,21 +286,27 @@ def main() -> None:
         )
     if "loops" in batch_seconds:
         speedup = batch_seconds["loops"] / batch_seconds["fast"]
-        print(f"fast vs loops speed-up: {speedup:.0f}x")
+        print(f"fast vs loops speed-up ({args.network}): {speedup:.0f}x")
     if "tensorflow" in batch_seconds:
         ratio = batch_seconds["fast"] / batch_seconds["tensorflow"]
-        print(f"fast / tensorflow time: {ratio:.2f} (above 1: TensorFlow is faster)")
+        print(
+            f"fast / tensorflow time ({args.network}): {ratio:.2f} (above 1: TensorFlow is faster)"
+        )
 
-    print(f"\nimpl='fast' per layer, batch {args.batch_size}, median of {args.repeats}:")
+    print(
+        f"\nimpl='fast' per layer, {args.network} network, batch {args.batch_size}, "
+        f"median of {args.repeats}:"
+    )
     layer_seconds = {
         name: statistics.median(seconds(step) for _ in range(args.repeats))
         for name, step in layer_steps(fast, x, d_out).items()
     }
     total = sum(t for name, t in layer_seconds.items() if not name.startswith("  of which"))
+    width = max(52, *(len(name) + 2 for name in layer_seconds))
     for name, t in layer_seconds.items():
-        print(f"  {name:<52}{t * 1e3:>9.2f} ms{100 * t / total:>6.1f}%")
-    print(f"  {'sum of layers':<52}{total * 1e3:>9.2f} ms")
-    print(f"  {'whole network step (above)':<52}{batch_seconds['fast'] * 1e3:>9.2f} ms")
+        print(f"  {name:<{width}}{t * 1e3:>9.2f} ms{100 * t / total:>6.1f}%")
+    print(f"  {'sum of layers':<{width}}{total * 1e3:>9.2f} ms")
+    print(f"  {'whole network step (above)':<{width}}{batch_seconds['fast'] * 1e3:>9.2f} ms")
     print("  (the layers run on the whole batch in one thread; the network step splits the batch")
     print(f"  across up to {fast.threads} threads)")
 

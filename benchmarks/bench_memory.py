@@ -4,12 +4,15 @@ Each side trains in a fresh Python process (imports, the MNIST arrays, the model
 training steps), so neither side's memory counts for the other, and the process reports its own
 peak resident set size (what ``top`` shows as RES at its highest).
 
-* from scratch: the training program's epoch (simple_cnn_from_scratch.train_one_epoch), which
-  keeps the images as uint8 and converts one batch at a time;
+* from scratch: the training program's own steps (simple_cnn_from_scratch.build_model and
+  train_steps), which keep the images as uint8 and convert one batch at a time;
 * Keras-native: ``model.fit`` on the training images as float32 (N, 28, 28, 1), as Keras
   examples prepare them.
 
-    python benchmarks/bench_memory.py [--batch-size 32] [--steps 200]
+Both train the same network (``--network``, see networks.py).
+
+    python benchmarks/bench_memory.py [--network lenet|keras-example] [--batch-size 32]
+        [--steps 200]
 """
 
 import argparse
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from networks import DEFAULT_NETWORK, NETWORKS
 from timing import positive_int
 
 SIDES = ("from_scratch", "keras_fit")
@@ -45,26 +49,31 @@ def current_rss_mb() -> float | None:
     return None
 
 
-def train_and_report(side: str, batch_size: int, steps: int, seed: int) -> dict[str, Any]:
+def train_and_report(
+    side: str, network: str, batch_size: int, steps: int, seed: int
+) -> dict[str, Any]:
     """Run in the child process: train ``side`` for ``steps`` steps; return its memory figures."""
     # Imported here so the parent process, which only starts children, stays light.
     import bench_training
     import keras_native
+    from networks import network_config
 
+    config = network_config(network, batch_size=batch_size, seed=seed)
     data = bench_training.load_benchmark_data()
     if side == "from_scratch":
-        training = bench_training.FromScratchTraining(batch_size, seed)
+        training = bench_training.FromScratchTraining(config)
         before = current_rss_mb()
         started = time.perf_counter()
-        training.run_epoch(data, max_steps=steps)
+        training.time_steps(data, max_steps=steps)
     else:
         x_train = keras_native.images_to_nhwc(data.x_train)
-        model = keras_native.build_keras_native_model(seed, bench_training.LEARNING_RATE)
+        model = keras_native.build_keras_native_model(config)
         before = current_rss_mb()
         started = time.perf_counter()
         keras_native.fit_one_epoch(model, x_train, data.y_train, batch_size, steps=steps)
     return {
         "side": side,
+        "network": network,
         "batch_size": batch_size,
         "steps": steps,
         "training_seconds": time.perf_counter() - started,
@@ -73,7 +82,9 @@ def train_and_report(side: str, batch_size: int, steps: int, seed: int) -> dict[
     }
 
 
-def measure_in_subprocess(side: str, batch_size: int, steps: int, seed: int = 0) -> dict[str, Any]:
+def measure_in_subprocess(
+    side: str, network: str, batch_size: int, steps: int, seed: int = 0
+) -> dict[str, Any]:
     """Start a fresh Python process that trains ``side`` and return the figures it reports.
 
     Raises
@@ -86,6 +97,8 @@ def measure_in_subprocess(side: str, batch_size: int, steps: int, seed: int = 0)
         str(Path(__file__).resolve()),
         "--child",
         side,
+        "--network",
+        network,
         "--batch-size",
         str(batch_size),
         "--steps",
@@ -104,6 +117,12 @@ def measure_in_subprocess(side: str, batch_size: int, steps: int, seed: int = 0)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--network",
+        choices=NETWORKS,
+        default=DEFAULT_NETWORK,
+        help=f"the network both sides train (default {DEFAULT_NETWORK}; see networks.py)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=32, help="(default 32)")
     parser.add_argument(
         "--steps", type=positive_int, default=200, help="training steps per side (default 200)"
@@ -113,17 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(train_and_report(args.child, args.batch_size, args.steps, args.seed)))
+        figures = train_and_report(args.child, args.network, args.batch_size, args.steps, args.seed)
+        print(json.dumps(figures))
         return 0
 
     print(
-        f"Peak resident memory, {args.steps} training steps at batch size {args.batch_size}, "
-        "each side in a fresh process:"
+        f"Peak resident memory, {args.network} network, {args.steps} training steps at batch size "
+        f"{args.batch_size}, each side in a fresh process:"
     )
     print(f"  {'':<14}{'peak MB':>10}{'before training MB':>20}{'training s':>12}")
     for side in SIDES:
         try:
-            figures = measure_in_subprocess(side, args.batch_size, args.steps, args.seed)
+            figures = measure_in_subprocess(
+                side, args.network, args.batch_size, args.steps, args.seed
+            )
         except RuntimeError as error:
             sys.exit(f"error: {error}")
         before = figures["rss_before_training_mb"]

@@ -1,9 +1,12 @@
-"""Is the from-scratch program as fast as Keras? Training, inference, memory and GFLOP/s, one run.
+"""Is the from-scratch program as fast as Keras? Training, inference, memory, GFLOP/s, one run.
 
-The two sides, on the same machine, in the same run, taking turns (A B, B A, ...):
+The two sides train the same network (``--network``, see networks.py: LeNet-5, the program's
+default, or Keras' MNIST example network), on the same machine, in the same run, taking turns
+(A B, B A, ...):
 
-* from scratch: the training program's own code (simple_cnn_from_scratch.build_model,
-  make_head_train_step, train_one_epoch), NumPy convolutions + the Keras dense head;
+* from scratch: the training program's own code (simple_cnn_from_scratch.build_model and
+  train_steps, the loop the program runs), NumPy convolutions + the Keras dense head; its
+  evaluation and prediction path, inference.Classifier.logits (NumPy only);
 * Keras-native: the same network from Keras' Conv2D/MaxPool2D layers (keras_native.py), trained
   with model.fit and with a hand-written tf.function loop; the faster counts as Keras' time.
 
@@ -13,13 +16,16 @@ why); this script only sends it requests and collects the seconds it measured.
 Sections (all by default; --sections picks some):
 
 1. training: seconds per epoch over the 55,000 training images, at each --batch-sizes, and the
-   ratio from-scratch / Keras (the goal: at most 1.0 at the driver's default batch size);
+   ratio from-scratch / Keras (the target: at most 1.0 at the program's default batch size);
 2. inference: images per second over the 10,000 test images, in the program's evaluation batches;
 3. memory: peak resident memory of a training run, each side in a fresh process;
 4. conv: GFLOP/s of the NumPy conv stack (forward + backward) against this machine's float32
-   matrix-multiply peak, with TensorFlow's conv stack for comparison.
+   matrix-multiply peak, with TensorFlow's conv stack for comparison;
+5. tensorboard: the from-scratch training with and without the program's --tensorboard log
+   (the target: under 5% slower per epoch).
 
     python benchmarks/bench_training.py                          # the full measurement
+    python benchmarks/bench_training.py --network keras-example  # Keras' MNIST example network
     python benchmarks/bench_training.py --repeats 1 --steps 100  # a quick look (scaled to an epoch)
     python benchmarks/bench_training.py --json figures.json      # also write the figures as JSON
 """
@@ -28,8 +34,9 @@ import argparse
 import json
 import math
 import multiprocessing
+import shutil
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -42,7 +49,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras_native  # noqa: E402
-from bench_conv_stack import simple_cnn_step, tensorflow_step  # noqa: E402
+from bench_conv_stack import conv_stack_flops_per_image, simple_cnn_step, tensorflow_step  # noqa: E402
+from networks import (  # noqa: E402
+    DEFAULT_NETWORK,
+    NETWORK_FIELDS,
+    NETWORKS,
+    build_simple_cnn,
+    describe_network,
+    network_config,
+)
 from timing import (  # noqa: E402
     busy_machine_warning,
     load_average,
@@ -56,23 +71,27 @@ from timing import (  # noqa: E402
     warm_up_image_count,
 )
 
+from atomic_write import write_atomically  # noqa: E402
 from download_mnist import DatasetError  # noqa: E402
-from model_file import images_to_input, keras, predict_logits, replace_atomically, tf  # noqa: E402
+from inference import EVAL_BATCH_SIZE, images_to_input  # noqa: E402
+from keras_head import keras, tf  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
 from simple_cnn_from_scratch import (  # noqa: E402
-    EVAL_BATCH_SIZE,
-    MAX_SHIFT,
-    RUN_DEFAULTS,
     Dataset,
-    TrainConfig,
+    EpochSums,
+    Progress,
+    StopRequest,
     build_model,
+    classifier,
+    learning_rate_for,
     load_data,
-    make_head_train_step,
-    settle_config,
-    train_one_epoch,
+    open_tensorboard,
+    steps_per_epoch,
+    train_steps,
 )
+from train_config import MAX_SHIFT, TrainConfig  # noqa: E402
 
-SECTIONS = ("training", "inference", "memory", "conv")
+SECTIONS = ("training", "inference", "memory", "conv", "tensorboard")
 SIDES = ("from_scratch", "keras_fit", "keras_custom_loop")
 SIDE_LABELS = {
     "from_scratch": "from scratch (NumPy + head)",
@@ -80,32 +99,39 @@ SIDE_LABELS = {
     "keras_custom_loop": "Keras-native, custom loop",
 }
 INFERENCE_LABELS = {
-    "from_scratch": "from scratch (NumPy + head)",
+    "from_scratch": "from scratch (Classifier.logits)",
     "keras_fit": "Keras-native, model.predict",
     "keras_custom_loop": "Keras-native, tf.function",
 }
-LEARNING_RATE = RUN_DEFAULTS["learning_rate"]  # the first epoch's, for both sides
+DEFAULT_SHIFT = TrainConfig().shift
+
+
+def benchmark_config(args: argparse.Namespace, batch_size: int | None = None) -> TrainConfig:
+    """The training program's settings for this run's network, seed and shift (and batch size).
+
+    Both sides read their network, learning rate (the first epoch's) and seed from it.
+    """
+    settings = {"seed": args.seed, "shift": args.shift}
+    if batch_size is not None:
+        settings["batch_size"] = batch_size
+    return network_config(args.network, **settings)
 
 
 def load_benchmark_data() -> Dataset:
     """The training program's split: 55,000 training, 5,000 validation, 10,000 test images."""
-    return load_data(settle_config(TrainConfig(no_save=True, verbose=False)))
+    return load_data(TrainConfig())
 
 
-def with_training_images(data: Dataset, count: int) -> Dataset:
-    """``data`` with only its first ``count`` training images (a shorter epoch)."""
-    return replace(data, x_train=data.x_train[:count], y_train=data.y_train[:count])
-
-
-def conv_stack_inputs(data: Dataset, batch_size: int, seed: int):
+def conv_stack_inputs(data: Dataset, config: TrainConfig, batch_size: int):
     """The conv-stack step's inputs, the same numbers for both sides.
 
-    Returns a SimpleCNN (its filters), test images x (N, 1, 28, 28) float32 and a gradient
-    d_out (N, 400) float32 standing for the head's.
+    Returns the network's SimpleCNN (its filters), test images x (N, 1, 28, 28) float32 and a
+    gradient d_out (N, num_features) float32 standing for the head's.
     """
-    cnn = SimpleCNN(seed=seed)
+    cnn = build_simple_cnn(config, config.seed)
     x = images_to_input(data.x_test[:batch_size])
-    d_out = np.random.default_rng(seed).standard_normal((batch_size, 400)).astype(np.float32)
+    rng = np.random.default_rng(config.seed)
+    d_out = rng.standard_normal((batch_size, cnn.num_features)).astype(np.float32)
     return cnn, x, d_out
 
 
@@ -114,52 +140,41 @@ def conv_stack_inputs(data: Dataset, batch_size: int, seed: int):
 # --------------------------------------------------------------------------------------------
 
 
-class _StepLimitReached(Exception):
-    """Raised from train_one_epoch's on_step hook to end the epoch before its validation pass."""
-
-
 class FromScratchTraining:
-    """The training program's epoch (``train_one_epoch``) with printing and saving off.
+    """The training program's model at one batch size, trained by the program's ``train_steps``.
 
-    Every step is the program's: batch from the shuffled order, its random shift (``shift``
-    pixels at most; None: the program's default), SimpleCNN.forward, the compiled head step,
-    SimpleCNN.backward, the NumPy Adam step, the (silent) Progbar update. The epoch
-    stops after its last step, before the program's validation pass, so both sides time the
-    training steps alone (Keras' fit() runs no validation without validation_data either).
+    Every step is the program's: the batch from the epoch's shuffled order, its random shift,
+    SimpleCNN.forward, the compiled head step, SimpleCNN.backward, the NumPy Adam step, the
+    progress bar's update (silent, as with --quiet) and, when attached, the TensorBoard log.
+    The timed steps end before the program's validation pass, so both sides time the training
+    steps alone (Keras' fit() runs no validation without validation_data either).
     """
 
-    def __init__(self, batch_size: int, seed: int = 0, shift: int | None = None):
-        self.config = settle_config(
-            TrainConfig(batch_size=batch_size, seed=seed, shift=shift, no_save=True, verbose=False)
+    def __init__(self, config: TrainConfig):
+        self.model = build_model(config)
+        self.stop = StopRequest()  # a Ctrl-C request that never comes
+
+    def time_steps(self, data: Dataset, max_steps: int | None = None, tensorboard=None) -> float:
+        """Seconds of the first ``max_steps`` steps of an epoch (None: the whole epoch).
+
+        Every call starts the first epoch again (its order, its learning rate); the weights
+        keep learning from where they are.
+        """
+        model = self.model
+        epoch_steps = steps_per_epoch(data, model.config)
+        expected_steps = epoch_steps if max_steps is None else min(max_steps, epoch_steps)
+        model.step, model.partial_epoch = 0, {}
+        started = time.perf_counter()
+        progress = Progress(model.config, model.epoch + 1, epoch_steps)
+        train_steps(
+            model, data, self.stop, max_steps=max_steps, progress=progress, tensorboard=tensorboard
         )
-        self.model = build_model(self.config)
-        self.head_train_step = make_head_train_step(self.model.head, self.model.head_optimizer)
-
-    def run_epoch(self, data: Dataset, max_steps: int | None = None) -> float:
-        """Seconds for one epoch over ``data.x_train`` (or its first ``max_steps`` steps)."""
-        steps = math.ceil(len(data.x_train) / self.config.batch_size)
-        if max_steps is not None:
-            steps = min(steps, max_steps)
-        finished_at = []
-
-        def stop_after_last_step(model, epoch: int, step: int) -> None:
-            if step == steps:
-                finished_at.append(time.perf_counter())
-                raise _StepLimitReached
-
-        started_at = time.perf_counter()
-        try:
-            train_one_epoch(
-                self.model,
-                data,
-                self.config,
-                self.head_train_step,
-                threading.Event(),  # a Ctrl-C request that never comes
-                stop_after_last_step,
+        elapsed = time.perf_counter() - started
+        if model.step != expected_steps:
+            raise RuntimeError(
+                f"train_steps stopped after {model.step} steps, {expected_steps} were asked for"
             )
-        except _StepLimitReached:
-            return finished_at[0] - started_at
-        raise RuntimeError("train_one_epoch returned without reaching its last step")
+        return elapsed
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,42 +183,94 @@ class FromScratchTraining:
 
 
 class FromScratchSide:
-    """The training program's code: its epoch, its evaluation path, SimpleCNN's conv stack."""
+    """The training program's code: its training steps, its evaluation path (the NumPy
+    Classifier), SimpleCNN's conv stack, and its TensorBoard log."""
 
-    def __init__(self, data: Dataset, seed: int, warmup_steps: int, shift: int | None):
+    def __init__(self, data: Dataset, args: argparse.Namespace):
         self.data = data
-        self.seed = seed
-        self.warmup_steps = warmup_steps
-        self.shift = shift
+        self.args = args
         self._training: dict[int, FromScratchTraining] = {}
-        self._inference_model = None
+        self._classifier = None
+        self._tensorboard: dict[int, Any] = {}  # batch size -> tensorboard_log.TensorBoardLog
+        self._tensorboard_record: dict[int, dict[str, Any]] = {}
+        self._tensorboard_dir: str | None = None
 
-    def train_epoch(self, batch_size: int, image_count: int) -> float:
-        """Seconds of one epoch over the first ``image_count`` training images."""
+    def _trainer(self, batch_size: int) -> FromScratchTraining:
         if batch_size not in self._training:
-            self._training[batch_size] = FromScratchTraining(batch_size, self.seed, self.shift)
-        training = self._training[batch_size]
-        warm_count = warm_up_image_count(batch_size, self.warmup_steps, len(self.data.x_train))
-        training.run_epoch(with_training_images(self.data, warm_count))
-        return training.run_epoch(with_training_images(self.data, image_count))
+            config = benchmark_config(self.args, batch_size)
+            self._training[batch_size] = FromScratchTraining(config)
+        return self._training[batch_size]
+
+    def train(self, batch_size: int, steps: int | None, tensorboard: bool = False) -> float:
+        """Seconds of the first ``steps`` training steps of an epoch (None: all of them), with
+        the TensorBoard log attached if ``tensorboard`` (start_tensorboard first)."""
+        training = self._trainer(batch_size)
+        log = self._tensorboard[batch_size] if tensorboard else None
+        training.time_steps(self.data, self.args.warmup_steps, log)
+        return training.time_steps(self.data, steps, log)
 
     def infer(self) -> float:
-        """Seconds to compute the logits of every test image, as the program evaluates."""
-        if self._inference_model is None:
-            self._inference_model = build_model(
-                settle_config(TrainConfig(seed=self.seed, no_save=True, verbose=False))
-            )
-        model = self._inference_model
+        """Seconds to compute the logits of every test image, as the programs evaluate and
+        predict: inference.Classifier.logits in batches of EVAL_BATCH_SIZE."""
+        if self._classifier is None:
+            self._classifier = classifier(build_model(benchmark_config(self.args)))
         images = self.data.x_test
-        predict_logits(model.cnn, model.head, images[:EVAL_BATCH_SIZE], EVAL_BATCH_SIZE)
-        return seconds(lambda: predict_logits(model.cnn, model.head, images, EVAL_BATCH_SIZE))
+        self._classifier.logits(images[:EVAL_BATCH_SIZE], EVAL_BATCH_SIZE)  # warm-up: caches
+        return seconds(lambda: self._classifier.logits(images, EVAL_BATCH_SIZE))
 
     def conv_steps(self, batch_size: int, count: int) -> list[float]:
         """Seconds of ``count`` SimpleCNN forward + backward steps on ``batch_size`` images."""
-        step = simple_cnn_step(*conv_stack_inputs(self.data, batch_size, self.seed))
-        for _ in range(2):  # warm-up: caches, BLAS threads
+        inputs = conv_stack_inputs(self.data, benchmark_config(self.args), batch_size)
+        step = simple_cnn_step(*inputs)
+        for _ in range(2):  # warm-up: caches, threads
             step()
         return [seconds(step) for _ in range(count)]
+
+    def start_tensorboard(self, batch_size: int) -> float:
+        """Open the program's TensorBoard log for the ``batch_size`` model, in a temporary
+        folder, as ``--tensorboard DIR`` does; return the seconds a run pays for it once:
+        opening the log and its first per-epoch call (summary writers, tracing)."""
+        training = self._trainer(batch_size)
+        model = training.model
+        if self._tensorboard_dir is None:
+            self._tensorboard_dir = tempfile.mkdtemp(prefix="bench_tensorboard_")
+        config = replace(model.config, tensorboard_dir=self._tensorboard_dir)
+        started = time.perf_counter()
+        log = open_tensorboard(config, model)
+        opening = time.perf_counter() - started
+        # Untimed steps with the log attached: its first epoch call then has gradients to log.
+        training.time_steps(self.data, self.args.warmup_steps, log)
+        self._tensorboard[batch_size] = log
+        self._tensorboard_record[batch_size] = self._epoch_record(model)
+        return opening + self.tensorboard_epoch_log(batch_size)
+
+    def tensorboard_epoch_log(self, batch_size: int) -> float:
+        """Seconds of the log's per-epoch call, which the program makes after each epoch's
+        validation: scalars, weight and gradient histograms, filter images."""
+        model = self._training[batch_size].model
+        log = self._tensorboard[batch_size]
+        record = self._tensorboard_record[batch_size]
+        learning_rate = learning_rate_for(model.config, record["epoch"])
+        return seconds(lambda: log.epoch(model, record, learning_rate))
+
+    def _epoch_record(self, model) -> dict[str, Any]:
+        """A history record as the program's train_epoch makes it, for the log's epoch call."""
+        sums = EpochSums(**model.partial_epoch)
+        val_loss, val_accuracy = classifier(model).evaluate(self.data.x_val, self.data.y_val)
+        return {
+            "epoch": model.epoch + 1,
+            "seconds": sums.seconds,
+            "loss": sums.loss_sum / sums.seen,
+            "accuracy": sums.correct / sums.seen,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
+
+    def close(self) -> None:
+        for log in self._tensorboard.values():
+            log.close()
+        if self._tensorboard_dir is not None:
+            shutil.rmtree(self._tensorboard_dir, ignore_errors=True)
 
 
 class KerasSide:
@@ -214,11 +281,10 @@ class KerasSide:
     forward pass. Either way the conv stack is bench_conv_stack's tf.nn version.
     """
 
-    def __init__(self, data: Dataset, mode: str, seed: int, warmup_steps: int):
+    def __init__(self, data: Dataset, mode: str, args: argparse.Namespace):
         self.data = data
         self.mode = mode
-        self.seed = seed
-        self.warmup_steps = warmup_steps
+        self.args = args
         self.x_train = keras_native.images_to_nhwc(data.x_train)
         self.x_test = keras_native.images_to_nhwc(data.x_test)
         self._training: dict[int, Callable[[int], object]] = {}
@@ -227,7 +293,8 @@ class KerasSide:
     def _trainer(self, batch_size: int) -> Callable[[int], object]:
         """``train(n)``: one epoch over the first n training images (a model per batch size)."""
         if batch_size not in self._training:
-            model = keras_native.build_keras_native_model(self.seed, LEARNING_RATE)
+            config = benchmark_config(self.args, batch_size)
+            model = keras_native.build_keras_native_model(config)
             x, y = self.x_train, self.data.y_train
             if self.mode == "fit":
 
@@ -235,7 +302,7 @@ class KerasSide:
                     keras_native.fit_one_epoch(model, x[:n], y[:n], batch_size)
 
             else:
-                loop = keras_native.CustomLoop(model, LEARNING_RATE, self.seed)
+                loop = keras_native.CustomLoop(model, config.learning_rate, config.seed)
 
                 def train(n: int) -> None:
                     loop.run_epoch(x[:n], y[:n], batch_size)
@@ -243,16 +310,18 @@ class KerasSide:
             self._training[batch_size] = train
         return self._training[batch_size]
 
-    def train_epoch(self, batch_size: int, image_count: int) -> float:
-        """Seconds of one epoch over the first ``image_count`` training images."""
+    def train(self, batch_size: int, steps: int | None) -> float:
+        """Seconds of an epoch over the first ``steps`` batches of training images (None: all)."""
         train = self._trainer(batch_size)
-        train(warm_up_image_count(batch_size, self.warmup_steps, len(self.x_train)))
+        available = len(self.x_train)
+        image_count = available if steps is None else min(available, steps * batch_size)
+        train(warm_up_image_count(batch_size, self.args.warmup_steps, available))
         return seconds(lambda: train(image_count))
 
     def infer(self) -> float:
         """Seconds to compute the logits of every test image, batches of EVAL_BATCH_SIZE."""
         if self._predict is None:
-            model = keras_native.build_keras_native_model(self.seed, LEARNING_RATE)
+            model = keras_native.build_keras_native_model(benchmark_config(self.args))
             if self.mode == "fit":
                 self._predict = lambda: model.predict(
                     self.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0
@@ -267,10 +336,14 @@ class KerasSide:
 
     def conv_steps(self, batch_size: int, count: int) -> list[float]:
         """Seconds of ``count`` forward + backward steps of the conv stack in tf.nn ops."""
-        step = tensorflow_step(*conv_stack_inputs(self.data, batch_size, self.seed))
+        inputs = conv_stack_inputs(self.data, benchmark_config(self.args), batch_size)
+        step = tensorflow_step(*inputs)
         for _ in range(2):  # warm-up: tracing, thread pools
             step()
         return [seconds(step) for _ in range(count)]
+
+    def close(self) -> None:
+        pass
 
 
 def _serve_side(connection, side: str, args: argparse.Namespace) -> None:
@@ -278,6 +351,7 @@ def _serve_side(connection, side: str, args: argparse.Namespace) -> None:
 
     Every answer is (True, result) or (False, "error message").
     """
+    worker = None
     try:
         if args.blas_threads:
             from threadpoolctl import threadpool_limits
@@ -285,20 +359,23 @@ def _serve_side(connection, side: str, args: argparse.Namespace) -> None:
             threadpool_limits(args.blas_threads, user_api="blas")
         data = load_benchmark_data()
         if side == "from_scratch":
-            worker = FromScratchSide(data, args.seed, args.warmup_steps, args.shift)
+            worker = FromScratchSide(data, args)
         else:
-            worker = KerasSide(data, side.removeprefix("keras_"), args.seed, args.warmup_steps)
+            worker = KerasSide(data, side.removeprefix("keras_"), args)
         connection.send((True, None))  # ready
         while (request := connection.recv()) is not None:
-            method, args = request
+            method, method_args = request
             try:
-                connection.send((True, getattr(worker, method)(*args)))
+                connection.send((True, getattr(worker, method)(*method_args)))
             except Exception as error:  # report it to the parent, which says which side failed
                 connection.send((False, f"{type(error).__name__}: {error}"))
     except KeyboardInterrupt:
         pass  # Ctrl-C reaches every process of the terminal; the parent reports it
     except Exception as error:
         connection.send((False, f"{type(error).__name__}: {error}"))
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 class SideProcess:
@@ -357,27 +434,25 @@ def measure_training(
 ) -> dict[str, Any]:
     """Seconds per epoch of each side at ``batch_size``, taking turns ``args.repeats`` times.
 
-    With ``args.steps`` the timed epochs are shorter, the first steps * batch_size training
-    images, and are scaled up to the whole epoch: each side's fixed cost per epoch (model.fit's
-    set-up, mostly) is measured first, on one-step epochs, and only the rest is scaled, by the
-    ratio of steps.
+    With ``args.steps`` the timed epochs are shorter, their first steps only, and are scaled up
+    to the whole epoch: each side's fixed cost per epoch (model.fit's set-up, mostly) is
+    measured first, on one-step epochs, and only the rest is scaled, by the ratio of steps.
     """
-    steps_per_epoch = math.ceil(epoch_images / batch_size)
-    count = epoch_images if args.steps is None else min(epoch_images, args.steps * batch_size)
-    timed_steps = math.ceil(count / batch_size)
+    epoch_steps = math.ceil(epoch_images / batch_size)
+    timed_steps = epoch_steps if args.steps is None else min(epoch_steps, args.steps)
 
-    def epochs_of(image_count: int) -> dict[str, Callable[[], float]]:
+    def epochs_of(steps: int) -> dict[str, Callable[[], float]]:
         return {
-            name: (lambda side=side: side.call("train_epoch", batch_size, image_count))
+            name: (lambda side=side: side.call("train", batch_size, steps))
             for name, side in sides.items()
         }
 
     fixed_seconds = None
-    raw = take_turns(epochs_of(count), args.repeats)
+    raw = take_turns(epochs_of(timed_steps), args.repeats)
     times = raw
-    if timed_steps < steps_per_epoch:
+    if timed_steps < epoch_steps:
         # t(n steps) = fixed + n * per_step: two epoch lengths give both, per side.
-        one_step = {name: median(ts) for name, ts in take_turns(epochs_of(batch_size), 3).items()}
+        one_step = {name: median(ts) for name, ts in take_turns(epochs_of(1), 3).items()}
         if timed_steps > 1:
             fixed_seconds = {}
             times = {}
@@ -385,20 +460,21 @@ def measure_training(
                 per_step = (median(ts) - one_step[name]) / (timed_steps - 1)
                 fixed_seconds[name] = max(0.0, one_step[name] - per_step)
                 times[name] = [
-                    fixed_seconds[name] + (t - fixed_seconds[name]) * steps_per_epoch / timed_steps
+                    fixed_seconds[name] + (t - fixed_seconds[name]) * epoch_steps / timed_steps
                     for t in ts
                 ]
         else:
-            times = {name: [t * steps_per_epoch for t in ts] for name, ts in raw.items()}
+            times = {name: [t * epoch_steps for t in ts] for name, ts in raw.items()}
     medians = {name: median(ts) for name, ts in times.items()}
     keras_best = min((name for name in medians if name != "from_scratch"), key=medians.get)
     return {
+        "network": args.network,
         "batch_size": batch_size,
         "epoch_images": epoch_images,
-        "steps_per_epoch": steps_per_epoch,
-        "timed_images": count,
+        "steps_per_epoch": epoch_steps,
+        "timed_images": min(epoch_images, timed_steps * batch_size),
         "timed_steps": timed_steps,
-        "scaled_to_epoch": timed_steps < steps_per_epoch,
+        "scaled_to_epoch": timed_steps < epoch_steps,
         "timed_seconds": raw,
         "fixed_seconds_per_epoch": fixed_seconds,
         "seconds_per_epoch": times,
@@ -416,9 +492,10 @@ def print_training(result: dict[str, Any], repeats: int) -> None:
             f"; timed on {result['timed_steps']} steps (the first {result['timed_images']:,} "
             f"images) and scaled to the {result['epoch_images']:,}-image epoch"
         )
+    network, batch_size = result["network"], result["batch_size"]
     print(
-        f"\nTraining, batch size {result['batch_size']} ({result['steps_per_epoch']} steps per "
-        f"epoch; {how}):"
+        f"\nTraining, {network} network, batch size {batch_size} "
+        f"({result['steps_per_epoch']} steps per epoch; {how}):"
     )
     print(f"  {'':<30}{'s/epoch':>10}{'images/s':>10}   each repeat (s)")
     for name, t in result["median_seconds_per_epoch"].items():
@@ -443,8 +520,9 @@ def print_training(result: dict[str, Any], repeats: int) -> None:
         )
     verdict = "met" if result["ratio"] <= 1.0 else "NOT met"
     print(
-        f"  ratio from scratch / Keras: {result['ratio']:.2f} (target <= 1.0: {verdict}; goal "
-        f"0.75); from scratch / model.fit: {result['ratio_vs_fit']:.2f}"
+        f"  {network}, batch {batch_size}: epoch-time ratio from scratch / Keras "
+        f"{result['ratio']:.2f} (target <= 1.0: {verdict}; goal 0.75); from scratch / "
+        f"model.fit {result['ratio_vs_fit']:.2f}"
     )
 
 
@@ -454,20 +532,22 @@ def print_training(result: dict[str, Any], repeats: int) -> None:
 
 
 def measure_inference(
-    sides: dict[str, SideProcess], test_images: int, repeats: int
+    sides: dict[str, SideProcess], test_images: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Images/s over the test images, batches of EVAL_BATCH_SIZE, as the program evaluates.
+    """Images/s over the test images, batches of EVAL_BATCH_SIZE, as the programs evaluate.
 
-    From scratch: model_file.predict_logits, the program's evaluation path (logits, no softmax).
+    From scratch: inference.Classifier.logits, the path the trainer's evaluation and
+    predict_digit use (NumPy conv stack + NumPy dense head, logits, no softmax).
     Keras: model.predict and a tf.function forward pass, both returning logits.
     """
     calls = {name: (lambda side=side: side.call("infer")) for name, side in sides.items()}
-    times = take_turns(calls, repeats)
+    times = take_turns(calls, args.repeats)
     images_per_second = {name: test_images / median(ts) for name, ts in times.items()}
     keras_best = max(
         (name for name in images_per_second if name != "from_scratch"), key=images_per_second.get
     )
     return {
+        "network": args.network,
         "images": test_images,
         "batch_size": EVAL_BATCH_SIZE,
         "seconds": times,
@@ -479,14 +559,15 @@ def measure_inference(
 
 
 def print_inference(result: dict[str, Any], repeats: int) -> None:
+    network = result["network"]
     print(
-        f"\nInference, {result['images']:,} test images in batches of {result['batch_size']:,} "
-        f"(median of {repeats}):"
+        f"\nInference, {network} network, {result['images']:,} test images in batches of "
+        f"{result['batch_size']:,} (median of {repeats}):"
     )
     for name, rate in result["images_per_second"].items():
         best = "  <- Keras' figure" if name == result["keras_best"] else ""
-        print(f"  {INFERENCE_LABELS[name]:<30}{rate:>10.0f} images/s{best}")
-    print(f"  time ratio from scratch / Keras: {result['ratio']:.2f}")
+        print(f"  {INFERENCE_LABELS[name]:<34}{rate:>10.0f} images/s{best}")
+    print(f"  {network}: time ratio from scratch / Keras {result['ratio']:.2f}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,20 +575,22 @@ def print_inference(result: dict[str, Any], repeats: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def measure_memory(batch_size: int, steps: int, seed: int) -> dict[str, Any]:
+def measure_memory(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     """Each side's training in a fresh process; its peak resident memory in MB."""
     import bench_memory  # here, not at the top: bench_memory's child process imports this module
 
     return {
-        side: bench_memory.measure_in_subprocess(side, batch_size, steps, seed)
+        side: bench_memory.measure_in_subprocess(
+            side, args.network, batch_size, args.memory_steps, args.seed
+        )
         for side in bench_memory.SIDES
     }
 
 
-def print_memory(result: dict[str, Any], batch_size: int, steps: int) -> None:
+def print_memory(result: dict[str, Any], network: str, batch_size: int, steps: int) -> None:
     print(
-        f"\nPeak resident memory of a training run ({steps} steps at batch size {batch_size}, "
-        "each side in a fresh process):"
+        f"\nPeak resident memory of a training run, {network} network ({steps} steps at batch "
+        f"size {batch_size}, each side in a fresh process):"
     )
     print(f"  {'':<30}{'peak MB':>10}{'before training MB':>20}")
     for name, figures in result.items():
@@ -525,46 +608,28 @@ def print_memory(result: dict[str, Any], batch_size: int, steps: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def conv_stack_flops_per_image() -> dict[str, int]:
-    """Floating-point operations (a multiply-add counts 2) per image of one training step.
-
-    Counted: the two convolutions' forward passes, and in the backward pass conv1's filter
-    gradient, conv2's filter gradient and conv2's input gradient (conv1's input gradient is never
-    computed). Each is one multiply-add per (output pixel, filter tap). Not counted: padding,
-    ReLU, pooling and im2col copies, which move data but do no arithmetic worth counting.
-    """
-    size = SimpleCNN.INPUT_SHAPE[1] + 2 * SimpleCNN.CONV1_PADDING  # 32: the padded input
-    conv1_out = size - SimpleCNN.CONV1_SHAPE[2] + 1  # 28
-    conv2_out = conv1_out // SimpleCNN.POOL_SIZE - SimpleCNN.CONV2_SHAPE[2] + 1  # 10
-    f1, c1, k1, _ = SimpleCNN.CONV1_SHAPE
-    f2, c2, k2, _ = SimpleCNN.CONV2_SHAPE
-    conv1 = 2 * f1 * conv1_out**2 * c1 * k1 * k1
-    conv2 = 2 * f2 * conv2_out**2 * c2 * k2 * k2
-    return {
-        "conv1 forward": conv1,
-        "conv2 forward": conv2,
-        "conv1 d_filters": conv1,
-        "conv2 d_filters": conv2,
-        "conv2 d_input": conv2,
-    }
-
-
 def measure_conv_stack(
-    sides: dict[str, SideProcess], batch_size: int, args: argparse.Namespace, peak_gflops: float
+    sides: dict[str, SideProcess],
+    batch_size: int,
+    args: argparse.Namespace,
+    cnn: SimpleCNN,
+    peak_gflops: float,
 ) -> dict[str, Any]:
     """GFLOP/s of one forward + backward of the conv stack on ``batch_size`` test images.
 
     NumPy (SimpleCNN) in the from-scratch process, tf.nn ops in the custom-loop Keras process;
-    ``args.repeats`` turns of ``args.conv_repeats`` steps each.
+    ``args.repeats`` turns of ``args.conv_repeats`` steps each. ``cnn`` is the network's conv
+    stack, for counting its operations.
     """
     calls = {
         name: (lambda side=sides[side_name]: side.call("conv_steps", batch_size, args.conv_repeats))
         for name, side_name in (("numpy", "from_scratch"), ("tensorflow", "keras_custom_loop"))
     }
     times = {name: sum(ts, []) for name, ts in take_turns(calls, args.repeats).items()}
-    flops = sum(conv_stack_flops_per_image().values()) * batch_size
+    flops = sum(conv_stack_flops_per_image(cnn).values()) * batch_size
     gflops = {name: flops / median(ts) / 1e9 for name, ts in times.items()}
     return {
+        "network": args.network,
         "batch_size": batch_size,
         "median_milliseconds": {name: 1e3 * median(ts) for name, ts in times.items()},
         "gflops": gflops,
@@ -572,11 +637,13 @@ def measure_conv_stack(
     }
 
 
-def print_conv_stack(results: list[dict[str, Any]], peak_gflops: float, steps: int) -> None:
-    per_image = conv_stack_flops_per_image()
+def print_conv_stack(
+    results: list[dict[str, Any]], cnn: SimpleCNN, network: str, peak_gflops: float, steps: int
+) -> None:
+    per_image = conv_stack_flops_per_image(cnn)
     print(
-        f"\nConv stack, forward + backward to both filter gradients (median of {steps} steps); "
-        f"{sum(per_image.values()) / 1e6:.2f} MFLOP per image:"
+        f"\nConv stack of the {network} network, forward + backward to every filter gradient "
+        f"(median of {steps} steps); {sum(per_image.values()) / 1e6:.2f} MFLOP per image:"
     )
     print("  (" + ", ".join(f"{name} {f / 1e6:.2f}" for name, f in per_image.items()) + ")")
     print(f"  float32 matmul peak (NumPy, 2048 x 2048): {peak_gflops:.1f} GFLOP/s")
@@ -584,10 +651,87 @@ def print_conv_stack(results: list[dict[str, Any]], peak_gflops: float, steps: i
     for result in results:
         for name, g in result["gflops"].items():
             print(
-                f"  batch {result['batch_size']:>4}  {labels[name]:<22}"
+                f"  {network}, batch {result['batch_size']:>4}  {labels[name]:<22}"
                 f"{result['median_milliseconds'][name]:>9.2f} ms{g:>8.1f} GFLOP/s"
                 f"{100 * result['fraction_of_matmul_peak'][name]:>7.1f}% of peak"
             )
+
+
+# --------------------------------------------------------------------------------------------
+# 5. TensorBoard's overhead
+# --------------------------------------------------------------------------------------------
+
+
+def measure_tensorboard(
+    side: SideProcess, batch_size: int, epoch_images: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The from-scratch training's seconds per epoch without and with the program's
+    TensorBoard log, taking turns.
+
+    With the log, an epoch costs its steps (each calls the log; every ``tensorboard_every``
+    steps it writes the batch scalars) plus the log's per-epoch call after validation (weight
+    and gradient histograms, filter images). Validation itself is the same either way and is
+    not timed. With ``args.steps`` the steps are scaled to the epoch by the ratio of steps.
+    A run also pays once for opening the log and the first epoch call's tracing: reported apart,
+    and spread over the program's default number of epochs for the whole-run figure.
+    """
+    config = benchmark_config(args, batch_size)
+    epoch_steps = math.ceil(epoch_images / batch_size)
+    timed_steps = epoch_steps if args.steps is None else min(epoch_steps, args.steps)
+    once_seconds = side.call("start_tensorboard", batch_size)
+    calls = {
+        "without": lambda: side.call("train", batch_size, timed_steps, False),
+        "with": lambda: side.call("train", batch_size, timed_steps, True),
+    }
+    times = take_turns(calls, args.repeats)
+    epoch_log = [side.call("tensorboard_epoch_log", batch_size) for _ in range(args.repeats)]
+    scale = epoch_steps / timed_steps
+    without = median(times["without"]) * scale
+    with_log = median(times["with"]) * scale + median(epoch_log)
+    epochs = config.epochs
+    return {
+        "network": args.network,
+        "batch_size": batch_size,
+        "tensorboard_every": config.tensorboard_every,
+        "steps_per_epoch": epoch_steps,
+        "timed_steps": timed_steps,
+        "timed_seconds": times,
+        "epoch_log_seconds": epoch_log,
+        "seconds_per_epoch": {"without": without, "with": with_log},
+        "once_per_run_seconds": once_seconds,
+        "overhead_percent_per_epoch": 100 * (with_log / without - 1),
+        "run_epochs": epochs,
+        "overhead_percent_per_run": 100
+        * ((epochs * with_log + once_seconds) / (epochs * without) - 1),
+    }
+
+
+def print_tensorboard(result: dict[str, Any], repeats: int) -> None:
+    network = result["network"]
+    how = f"median of {repeats}"
+    if result["timed_steps"] < result["steps_per_epoch"]:
+        how += f"; timed on {result['timed_steps']} steps and scaled to the epoch"
+    print(
+        f"\nTensorBoard overhead, {network} network, batch size {result['batch_size']} "
+        f"(--tensorboard DIR, batch scalars every {result['tensorboard_every']} steps; {how}):"
+    )
+    seconds_per_epoch = result["seconds_per_epoch"]
+    print(f"  {'training without TensorBoard':<44}{seconds_per_epoch['without']:>8.2f} s/epoch")
+    print(f"  {'training with TensorBoard':<44}{seconds_per_epoch['with']:>8.2f} s/epoch")
+    print(
+        f"  {'  of which the per-epoch log call':<44}{median(result['epoch_log_seconds']):>8.2f} s"
+    )
+    overhead = result["overhead_percent_per_epoch"]
+    verdict = "met" if overhead < 5.0 else "NOT met"
+    print(
+        f"  {network}, batch {result['batch_size']}: TensorBoard overhead per epoch "
+        f"{overhead:.1f}% (target < 5%: {verdict})"
+    )
+    print(
+        f"  once per run (opening the log, the first epoch call's tracing): "
+        f"{result['once_per_run_seconds']:.2f} s; over a {result['run_epochs']}-epoch run: "
+        f"{result['overhead_percent_per_run']:.1f}%"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,19 +770,29 @@ def _load_text(load: float | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    default_batch_sizes = ",".join(str(b) for b in dict.fromkeys([RUN_DEFAULTS["batch_size"], 32]))
+    program_batch_size = TrainConfig().batch_size
+    default_batch_sizes = ",".join(str(b) for b in dict.fromkeys([program_batch_size, 32]))
     parser = argparse.ArgumentParser(
         description="Time the from-scratch training program against the same network built from "
-        "Keras' native layers: training s/epoch, inference images/s, peak memory, conv GFLOP/s.",
+        "Keras' native layers: training s/epoch, inference images/s, peak memory, conv GFLOP/s, "
+        "TensorBoard's overhead.",
         epilog="Run it on a quiet machine: other work slows the sides unevenly.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--network",
+        choices=NETWORKS,
+        default=DEFAULT_NETWORK,
+        help=f"the network both sides train (default {DEFAULT_NETWORK}, the program's default; "
+        "keras-example: keras-io's MNIST convnet; see benchmarks/networks.py)",
     )
     parser.add_argument(
         "--batch-sizes",
         type=_batch_sizes,
         default=_batch_sizes(default_batch_sizes),
         metavar="B[,B...]",
-        help=f"training batch sizes; the first is used for memory (default {default_batch_sizes}:"
-        " the training program's default, and 32)",
+        help=f"training batch sizes; the first is used for memory and TensorBoard (default "
+        f"{default_batch_sizes}: the training program's default, and 32)",
     )
     parser.add_argument(
         "--repeats",
@@ -650,8 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=positive_int,
         metavar="N",
-        help="quick run: time epochs of N steps (the first N * batch size training images) and "
-        "scale them to the whole 55,000-image epoch (default: time whole epochs)",
+        help="quick run: time the first N steps of each epoch and scale them to the whole "
+        "55,000-image epoch (default: time whole epochs)",
     )
     parser.add_argument(
         "--warmup-steps",
@@ -682,16 +836,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--blas-threads",
         type=positive_int,
         metavar="N",
-        help="limit NumPy's BLAS to N threads in the timed processes (needs threadpoolctl; "
-        "default: the BLAS's own choice, as the training program runs)",
+        help="limit NumPy's BLAS to N threads in the timed processes (default: the BLAS's own "
+        "choice, as the training program runs)",
     )
     parser.add_argument(
         "--shift",
         type=int,
         choices=range(MAX_SHIFT + 1),
+        default=DEFAULT_SHIFT,
         metavar="PIXELS",
         help=f"the from-scratch program's data augmentation, a random shift of up to PIXELS; the "
-        f"Keras side has none (default {RUN_DEFAULTS['shift']}, the program's; 0 turns it off)",
+        f"Keras side has none (default {DEFAULT_SHIFT}, the program's; 0 turns it off)",
     )
     parser.add_argument("--seed", type=int, default=0, help="weights and shuffling (default 0)")
     parser.add_argument("--json", type=_json_path, metavar="FILE", help="also write the figures")
@@ -699,13 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.blas_threads:
-        try:
-            import threadpoolctl  # noqa: F401  (optional, not a project requirement)
-        except ImportError:
-            parser.error("--blas-threads needs threadpoolctl: pip install threadpoolctl")
+    args = build_parser().parse_args(argv)
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -715,21 +864,34 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {error}")
 
 
+def sides_needed(sections: list[str]) -> list[str]:
+    """The side processes the in-process sections use (memory starts fresh ones of its own)."""
+    needed = set()
+    if "training" in sections or "inference" in sections:
+        needed.update(SIDES)
+    if "conv" in sections:
+        needed.update(("from_scratch", "keras_custom_loop"))
+    if "tensorboard" in sections:
+        needed.add("from_scratch")
+    return [side for side in SIDES if side in needed]
+
+
 def run(args: argparse.Namespace) -> int:
     """Measure the sections ``args`` asks for, printing as it goes; write the JSON last."""
+    config = benchmark_config(args)
     machine = machine_description()
     machine.update(tensorflow=tf.__version__, keras=keras.__version__)
     cores = usable_cores()
     print("From-scratch SimpleCNN program vs the Keras-native network, same run, taking turns")
+    print(f"network: {args.network} ({describe_network(config)}), the same on both sides")
     print(
         f"{machine['cpu']}, {cores} usable cores; Python {machine['python']}, NumPy "
         f"{machine['numpy']} ({machine['blas']}), TensorFlow {machine['tensorflow']}, Keras "
         f"{machine['keras']}"
     )
-    shift = settle_config(TrainConfig(shift=args.shift)).shift
     print(
-        f"from scratch: random shifts of up to {shift} pixel(s) (the program's augmentation); "
-        "Keras-native: no augmentation"
+        f"from scratch: random shifts of up to {config.shift} pixel(s) (the program's "
+        "augmentation); Keras-native: no augmentation"
     )
     if args.blas_threads:
         print(f"NumPy's BLAS limited to {args.blas_threads} thread(s) in the timed processes")
@@ -743,13 +905,16 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {
         "machine": machine,
         "settings": {
+            "network": args.network,
+            "network_description": describe_network(config),
+            "network_settings": {name: getattr(config, name) for name in NETWORK_FIELDS},
             "batch_sizes": args.batch_sizes,
             "repeats": args.repeats,
             "steps": args.steps,
             "warmup_steps": args.warmup_steps,
             "blas_threads": args.blas_threads,
-            "from_scratch_shift": shift,
-            "learning_rate": LEARNING_RATE,
+            "from_scratch_shift": config.shift,
+            "learning_rate": config.learning_rate,
             "seed": args.seed,
             "training_images": len(data.x_train),
             "test_images": len(data.x_test),
@@ -759,13 +924,11 @@ def run(args: argparse.Namespace) -> int:
         # Measured first, in this process, with the BLAS's own thread count: the machine's peak.
         machine["matmul_peak_gflops"] = matmul_peak_gflops()
 
-    in_process = [s for s in args.sections if s != "memory"]
     sides: dict[str, SideProcess] = {}
     try:
-        if in_process:
-            sides = {name: SideProcess(name, args) for name in SIDES}
-            for side in sides.values():
-                side.wait_until_ready()
+        sides = {name: SideProcess(name, args) for name in sides_needed(args.sections)}
+        for side in sides.values():
+            side.wait_until_ready()
 
         if "training" in args.sections:
             figures["training"] = []
@@ -776,17 +939,29 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
 
         if "inference" in args.sections:
-            figures["inference"] = measure_inference(sides, len(data.x_test), args.repeats)
+            figures["inference"] = measure_inference(sides, len(data.x_test), args)
             print_inference(figures["inference"], args.repeats)
             sys.stdout.flush()
 
         if "conv" in args.sections:
             peak = machine["matmul_peak_gflops"]
+            cnn = build_simple_cnn(config, args.seed)
             figures["conv_stack"] = [
-                measure_conv_stack(sides, batch_size, args, peak) for batch_size in args.batch_sizes
+                measure_conv_stack(sides, batch_size, args, cnn, peak)
+                for batch_size in args.batch_sizes
             ]
-            figures["conv_stack_flops_per_image"] = conv_stack_flops_per_image()
-            print_conv_stack(figures["conv_stack"], peak, args.repeats * args.conv_repeats)
+            figures["conv_stack_flops_per_image"] = conv_stack_flops_per_image(cnn)
+            print_conv_stack(
+                figures["conv_stack"], cnn, args.network, peak, args.repeats * args.conv_repeats
+            )
+            sys.stdout.flush()
+
+        if "tensorboard" in args.sections:
+            batch_size = args.batch_sizes[0]
+            figures["tensorboard"] = measure_tensorboard(
+                sides["from_scratch"], batch_size, len(data.x_train), args
+            )
+            print_tensorboard(figures["tensorboard"], args.repeats)
             sys.stdout.flush()
     finally:
         for side in sides.values():
@@ -794,9 +969,13 @@ def run(args: argparse.Namespace) -> int:
 
     if "memory" in args.sections:  # after the sides have stopped: nothing else runs meanwhile
         batch_size = args.batch_sizes[0]
-        figures["memory"] = measure_memory(batch_size, args.memory_steps, args.seed)
-        figures["memory_settings"] = {"batch_size": batch_size, "steps": args.memory_steps}
-        print_memory(figures["memory"], batch_size, args.memory_steps)
+        figures["memory"] = measure_memory(args, batch_size)
+        figures["memory_settings"] = {
+            "network": args.network,
+            "batch_size": batch_size,
+            "steps": args.memory_steps,
+        }
+        print_memory(figures["memory"], args.network, batch_size, args.memory_steps)
 
     machine["load_average_1min_end"] = load_average()
     print(
@@ -804,7 +983,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         text = json.dumps(figures, indent=2) + "\n"
-        replace_atomically(args.json, lambda file: file.write(text.encode()))
+        write_atomically(args.json, lambda file: file.write(text.encode()))
         print(f"figures written to {args.json}")
     return 0
 

@@ -1,12 +1,15 @@
-"""The reference for the benchmarks: SimpleCNN's network built from Keras' own layers.
+"""The reference for the benchmarks: the from-scratch network built from Keras' own layers.
 
-    Input (28, 28, 1) -> Conv2D(6, 5, padding="same", relu) -> MaxPool2D(2)
-                      -> Conv2D(16, 5, relu) -> MaxPool2D(2) -> Flatten
-                      -> Dense(128, relu) -> Dense(10) logits
+Built from the same TrainConfig the training program reads (see networks.py), stage by stage:
 
-The same shapes as SimpleCNN + the training program's head (conv1 pads 2, no conv biases),
-trained by the same rule: Adam, mean sparse cross-entropy on logits. Keras wants images
-channels-last, (N, 28, 28, 1) float32 in [0, 1]; :func:`images_to_nhwc` makes them.
+    Input (28, 28, 1) -> [ZeroPadding2D(p)] -> Conv2D(F, K, relu, no bias) -> MaxPool2D(2) -> ...
+                      -> Flatten -> [Dense(units, relu)] ... -> [Dropout(rate)] -> Dense(10) logits
+
+For the default network that is LeNet-5: Conv2D(6, 5, padding="same") -> MaxPool2D(2) ->
+Conv2D(16, 5) -> MaxPool2D(2) -> Flatten -> Dense(128, relu) -> Dense(10). The convolutions have
+no bias because SimpleCNN's have none. It is trained by the same rule as the program: Adam,
+mean sparse cross-entropy on logits. Keras wants images channels-last, (N, 28, 28, 1) float32
+in [0, 1]; :func:`images_to_nhwc` makes them.
 
 Two ways to train it are timed, because a user could write either:
 ``model.fit`` (what the Keras examples do) and a hand-written loop calling one ``tf.function``
@@ -21,7 +24,12 @@ import numpy as np
 # The project's modules sit one directory up; this lets the scripts run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_file import keras, tf  # noqa: E402  (TensorFlow imported quietly, as the driver does)
+from keras_head import keras, tf  # noqa: E402  (TensorFlow imported quietly, as the program does)
+from simple_cnn_from_scratch import NUM_CLASSES  # noqa: E402
+from train_config import INPUT_SHAPE, TrainConfig  # noqa: E402
+
+CHANNELS, HEIGHT, WIDTH = INPUT_SHAPE
+NHWC_SHAPE = (HEIGHT, WIDTH, CHANNELS)
 
 
 def images_to_nhwc(images: np.ndarray) -> np.ndarray:
@@ -29,27 +37,49 @@ def images_to_nhwc(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
 
 
-def build_keras_native_model(seed: int, learning_rate: float) -> keras.Sequential:
-    """The Keras-native network, compiled with Adam(learning_rate) and cross-entropy on logits.
+def conv_stage_layers(stage) -> list:
+    """One SimpleCNN stage (simple_cnn.Stage) as Keras layers: conv -> ReLU -> 2x2 max-pool.
+
+    Written as a Keras user writes it: padding="valid" or "same" where one of them is the
+    stage's padding, an explicit ZeroPadding2D otherwise.
+    """
+    k, padding = stage.kernel_size, stage.padding
+    layers = []
+    if padding == 0:
+        keras_padding = "valid"
+    elif k % 2 == 1 and padding == (k - 1) // 2:
+        keras_padding = "same"
+    else:
+        layers.append(keras.layers.ZeroPadding2D(padding))
+        keras_padding = "valid"
+    layers.append(
+        keras.layers.Conv2D(
+            stage.out_channels, k, padding=keras_padding, use_bias=False, activation="relu"
+        )
+    )
+    layers.append(keras.layers.MaxPool2D(2))  # "valid": an odd last row is dropped, as SimpleCNN
+    return layers
+
+
+def build_keras_native_model(config: TrainConfig) -> keras.Sequential:
+    """The network ``config`` describes, from Keras' layers, compiled with
+    Adam(config.learning_rate) and cross-entropy on logits; weights seeded by ``config.seed``.
 
     ``compile`` keeps its defaults: on a CPU-only machine Keras then runs the step as a
     tf.function without XLA.
     """
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(6, 5, padding="same", use_bias=False, activation="relu"),
-            keras.layers.MaxPool2D(2),
-            keras.layers.Conv2D(16, 5, use_bias=False, activation="relu"),
-            keras.layers.MaxPool2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
+    keras.utils.set_random_seed(config.seed)
+    layers = [keras.Input(NHWC_SHAPE)]
+    for stage in config.network_stages():
+        layers += conv_stage_layers(stage)
+    layers.append(keras.layers.Flatten())
+    layers += [keras.layers.Dense(units, activation="relu") for units in config.hidden]
+    if config.dropout:
+        layers.append(keras.layers.Dropout(config.dropout))
+    layers.append(keras.layers.Dense(NUM_CLASSES))
+    model = keras.Sequential(layers)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
@@ -83,7 +113,7 @@ class CustomLoop:
         # A free batch size: one trace serves every batch, the smaller last one too.
         @tf.function(
             input_signature=[
-                tf.TensorSpec([None, 28, 28, 1], tf.float32),
+                tf.TensorSpec([None, *NHWC_SHAPE], tf.float32),
                 tf.TensorSpec([None], tf.int32),
             ]
         )
@@ -109,7 +139,7 @@ class CustomLoop:
 def make_forward(model: keras.Model):
     """A compiled inference pass: images (N, 28, 28, 1) float32 -> logits (N, 10)."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, *NHWC_SHAPE], tf.float32)])
     def forward(images):
         return model(images, training=False)
 

@@ -1,6 +1,6 @@
 """Small helpers the benchmark scripts share: taking turns, medians, and what machine this is.
 
-Only the standard library and NumPy; threadpoolctl (to name the BLAS) is used when installed.
+Only the standard library, NumPy and threadpoolctl (a project requirement; it names the BLAS).
 """
 
 import argparse
@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 
 def seconds(function: Callable[[], object]) -> float:
@@ -88,10 +89,6 @@ def usable_cores() -> int:
 
 def blas_description() -> str:
     """Which BLAS NumPy calls and with how many threads, e.g. "openblas 0.3.31, 2 threads"."""
-    try:
-        from threadpoolctl import threadpool_info  # optional: in the dev venv, not a requirement
-    except ImportError:
-        return _blas_from_numpy_config()
     for pool in threadpool_info():
         if pool.get("user_api") == "blas" and "numpy" in pool.get("filepath", ""):
             return f"{pool['internal_api']} {pool['version']}, {pool['num_threads']} threads"
