@@ -5,23 +5,26 @@ Run after training::
     python simple_cnn_from_scratch.py --history history.json
     python plot_results.py --model simple_cnn_model.npz --history history.json --out plots/
 
-It writes five PNG files into ``plots/``:
+It writes these PNG files into ``plots/``, for a network of any number of stages:
 
 - ``training_curves.png``: loss and accuracy per epoch, training and validation;
-- ``conv1_filters.png``: the six learned 5x5 filters of the first convolution;
-- ``feature_maps.png``: one test digit after conv1, pool1, conv2 and pool2;
+- ``conv1_filters.png``, ``conv2_filters.png``, ...: each stage's learned filters, one file
+  per stage;
+- ``feature_maps.png``: one test digit after every stage's convolution and pooling;
 - ``confusion_matrix.png``: true against predicted class over the test set;
 - ``misclassified.png``: the test digits the model got wrong most confidently.
 
 Each ``*_figure`` function builds one figure from plain arrays and returns it, so a notebook can
 show it inline; ``save_figure`` writes it to disk. The figures are drawn with matplotlib's Agg
 canvas directly (no pyplot, no global backend), so they work without a screen and importing this
-module never changes the backend of the notebook that imports it.
+module never changes the backend of the notebook that imports it. The model predicts in NumPy
+(``inference.py``): no TensorFlow is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -30,14 +33,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-# The layers drawn in feature_maps.png, in forward order (keys of SimpleCNN.feature_maps).
-FEATURE_MAP_LAYERS = ("conv1", "pool1", "conv2", "pool2")
+import download_mnist
+import inference
+from atomic_write import write_atomically
+
 MAX_MISCLASSIFIED = 36
+# Beyond these, a figure becomes a wall of dots: the first ones are drawn, and the figure says so.
+MAX_FILTERS_SHOWN = 16  # filters of a bank with several input channels (a row each)
+MAX_ONE_CHANNEL_FILTERS_SHOWN = 32  # filters of a bank over the image itself (one panel each)
+MAX_CHANNELS_SHOWN = 16  # input channels of each filter
+MAX_MAPS_SHOWN = 16  # feature maps of one layer
+PANELS_PER_LINE = 8  # one-channel filters, and feature maps, wrap after this many
+PANEL_GAP = 0.2  # space between the small pictures of a row, as a fraction of their width
 
 
 class PlotError(ValueError):
@@ -150,86 +165,164 @@ def training_curves_figure(history: Mapping) -> Figure:
         axes.set_xlabel("epoch")
         axes.set_ylabel(key)
         axes.set_title(f"{key} per epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no tick at epoch 1.5
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 1.5
+        # Half an epoch of margin on each side, so that a single epoch still gets its tick.
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         axes.grid(alpha=0.3)
         axes.legend()
     loss_axes.set_ylim(bottom=0)
     return fig
 
 
-def filters_figure(filters: np.ndarray, title: str = "conv1 filters") -> Figure:
-    """Draw convolution filters as a grid of small images on one diverging colour scale.
+def filters_figure(
+    filters: np.ndarray,
+    title: str = "conv1 filters",
+    max_filters: int | None = None,
+    max_channels: int = MAX_CHANNELS_SHOWN,
+) -> Figure:
+    """Draw a bank of convolution filters as small images on one diverging colour scale.
 
     Parameters
     ----------
     filters : ndarray of shape (F, C, K, K)
-        F filters over C input channels; a row per filter when C > 1, else one row of F.
+        F filters over C input channels. With C = 1, each filter is one image, up to
+        ``PANELS_PER_LINE`` to a row; with C > 1, each filter is a row with one image per
+        input channel.
     title : str
-        Figure title.
+        Figure title; the bank's shape is appended.
+    max_filters, max_channels : int
+        At most this many filters (the first ones), and input channels of each, are drawn; the
+        title says so when some are left out. ``max_filters`` defaults to
+        ``MAX_ONE_CHANNEL_FILTERS_SHOWN`` when C = 1, else ``MAX_FILTERS_SHOWN``.
 
     Notes
     -----
     Red is a positive weight, blue a negative one, white zero: the scale is symmetric around 0
-    and shared by all filters, so their strengths can be compared.
+    and shared by all filters of the bank (drawn or not), so their strengths can be compared.
     """
     filters = np.asarray(filters, dtype=np.float64)
     if filters.ndim != 4 or filters.shape[2] != filters.shape[3] or 0 in filters.shape:
         raise PlotError(f"filters must have shape (F, C, K, K), got {filters.shape}")
-    num_filters, num_channels = filters.shape[:2]
-    rows, cols = (1, num_filters) if num_channels == 1 else (num_filters, num_channels)
+    num_filters, num_channels, k, _ = filters.shape
     # The colour scale must be symmetric so that white means exactly zero.
     vmax = float(np.max(np.abs(filters))) or 1.0
-    cell_inches = 1.5 if num_channels == 1 else 0.7
-    fig = _new_figure(cols * cell_inches + 1.2, rows * cell_inches + 0.8)
-    grid = fig.subplots(rows, cols, squeeze=False)
-    for f in range(num_filters):
-        for c in range(num_channels):
-            axes = grid[0, f] if num_channels == 1 else grid[f, c]
-            image = axes.imshow(filters[f, c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            axes.set_xticks([])
-            axes.set_yticks([])
-            if num_channels == 1:
-                axes.set_title(f"filter {f}", fontsize=10)
-            elif f == 0:
-                axes.set_title(f"in {c}", fontsize=8)
-        if num_channels > 1:
-            grid[f, 0].set_ylabel(f"filter {f}", fontsize=8)
-    fig.colorbar(image, ax=grid, shrink=0.9, label="weight")
-    k = filters.shape[2]
-    fig.suptitle(f"{title}: {num_filters} x {num_channels} x {k} x {k}")
+    colours = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax}
+    if max_filters is None:
+        max_filters = MAX_ONE_CHANNEL_FILTERS_SHOWN if num_channels == 1 else MAX_FILTERS_SHOWN
+    shown = filters[:max_filters, :max_channels]
+    shown_filters, shown_channels = shown.shape[:2]
+    if num_channels == 1:
+        # One small picture per filter, PANELS_PER_LINE to a row.
+        cols = min(shown_filters, PANELS_PER_LINE)
+        rows = math.ceil(shown_filters / cols)
+        cell_inches = 1.5 if rows == 1 else 1.2
+        # A wide, low figure: the colour bar goes underneath, where its label fits on one line.
+        fig = _new_figure(cols * cell_inches + 0.6, rows * cell_inches + 1.3)
+        grid = fig.subplots(rows, cols, squeeze=False)
+        used = list(grid.flat[:shown_filters])
+        for axes in grid.flat[shown_filters:]:
+            fig.delaxes(axes)  # the last row may be short
+        for f, axes in enumerate(used):
+            image = _panel_strip(axes, shown[f], 1, **colours)
+            axes.set_title(f"filter {f}", fontsize=10)
+        label = "weight: red > 0, white = 0, blue < 0 (one scale for the whole bank)"
+        fig.colorbar(image, ax=used, label=label, location="bottom", shrink=0.6, aspect=40)
+    else:
+        # A row per filter: its slice for each input channel, side by side.
+        cell_inches = 0.7 if max(shown_filters, shown_channels) <= 8 else 0.55
+        fig = _new_figure(shown_channels * cell_inches + 1.9, shown_filters * cell_inches + 1.0)
+        used = list(fig.subplots(shown_filters, 1, squeeze=False)[:, 0])
+        for f, axes in enumerate(used):
+            image = _panel_strip(axes, shown[f], shown_channels, **colours)
+            axes.set_ylabel(f"filter {f}", fontsize=8, rotation=0, ha="right", va="center")
+        _label_panels(used[0], [f"in {c}" for c in range(shown_channels)], k)
+        label = "weight: red > 0, white = 0, blue < 0\n(one scale for the whole bank)"
+        fig.colorbar(image, ax=used, label=label, shrink=0.6)
+    fig.suptitle(
+        f"{title}: {num_filters} x {num_channels} x {k} x {k}{_shown_note(shown, filters)}"
+    )
     return fig
+
+
+def _panel_strip(axes: Axes, panels: np.ndarray, columns: int, **colours) -> AxesImage:
+    """Draw ``panels`` (P, H, W) left to right in one Axes, each framed, with room for
+    ``columns`` of them; return the last image (for a colour bar).
+
+    One Axes per strip rather than one per panel: laying out the hundreds of Axes a large
+    filter bank would need is slow.
+    """
+    _, height, width = panels.shape
+    step = width * (1 + PANEL_GAP)
+    for index, panel in enumerate(panels):
+        left = index * step
+        # nearest: a 3x3 filter or 5x5 map shows its values as squares, not as a blur
+        image = axes.imshow(
+            panel, extent=(left, left + width, height, 0), interpolation="nearest", **colours
+        )
+        axes.add_patch(Rectangle((left, 0), width, height, fill=False, linewidth=0.8))
+    margin = 0.05 * width  # keeps the frames' outer edges inside the Axes
+    axes.set_xlim(-margin, (columns - 1) * step + width + margin)
+    axes.set_ylim(height + margin, -margin)
+    axes.set_frame_on(False)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    return image
+
+
+def _label_panels(axes: Axes, labels: Sequence[str], width: int) -> None:
+    """Write a label above each panel of a strip drawn by _panel_strip."""
+    step = width * (1 + PANEL_GAP)
+    axes.set_xticks([index * step + width / 2 for index in range(len(labels))], labels)
+    axes.tick_params(axis="x", length=0, labelsize=8, labeltop=True, labelbottom=False)
+
+
+def _shown_note(shown: np.ndarray, filters: np.ndarray) -> str:
+    """What part of a capped filter bank is drawn, for its title; empty when all of it is."""
+    parts = []
+    if shown.shape[0] < filters.shape[0]:
+        parts.append(f"the first {shown.shape[0]} of {filters.shape[0]} filters")
+    if shown.shape[1] < filters.shape[1]:
+        parts.append(f"the first {shown.shape[1]} of {filters.shape[1]} input channels")
+    return f"\n(drawn: {', '.join(parts)})" if parts else ""
 
 
 def feature_maps_figure(
     image: np.ndarray,
     feature_maps: Mapping[str, np.ndarray],
-    layers: Sequence[str] = FEATURE_MAP_LAYERS,
+    layers: Sequence[str] | None = None,
     title: str = "one digit through the network",
+    max_maps: int = MAX_MAPS_SHOWN,
 ) -> Figure:
-    """The input digit and its activations after each layer, one row per layer.
+    """The input digit and its activations after each layer, one block of rows per layer.
 
     Parameters
     ----------
-    image : ndarray of shape (28, 28) or (1, 28, 28)
+    image : ndarray of shape (H, W) or (1, H, W)
         The input image.
     feature_maps : Mapping of str to ndarray of shape (N, C, H, W)
         As returned by ``SimpleCNN.feature_maps``; only sample 0 is drawn.
-    layers : sequence of str
-        Keys of ``feature_maps`` to draw, one row each.
+    layers : sequence of str, optional
+        Keys of ``feature_maps`` to draw, in order. By default every stage's convolution and
+        pooling: conv1, pool1, conv2, pool2, ... for as many stages as there are.
     title : str
         Figure title.
+    max_maps : int
+        At most this many channels of a layer (the first ones) are drawn, ``PANELS_PER_LINE``
+        to a line; the layer's label says so when some are left out.
 
     Notes
     -----
     A layer with negative values (a convolution before its ReLU) gets a diverging scale centred
-    on 0; a non-negative one (after ReLU or pooling) a sequential scale from 0. Each row has its
-    own scale because activations grow from layer to layer.
+    on 0; a non-negative one (after ReLU or pooling) a sequential scale from 0. Each layer has
+    its own scale, because activations grow from layer to layer.
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 2:
         raise PlotError(f"image must have shape (H, W) or (1, H, W), got {image.shape}")
+    if layers is None:
+        layers = _conv_and_pool_layers(feature_maps)
     maps = {}
     for layer in layers:
         if layer not in feature_maps:
@@ -242,40 +335,66 @@ def feature_maps_figure(
             raise PlotError(
                 f"feature map {layer!r} must have shape (N, C, H, W), got {array.shape}"
             )
+        if not np.isfinite(array[0]).all():
+            raise PlotError(
+                f"feature map {layer!r} holds NaN or infinite values: the weights are far too "
+                "large (training diverged?)"
+            )
         maps[layer] = array[0]
-    # Eight maps per line keeps the 16-channel layers compact; the input sits in its own column.
-    cols = 8
-    lines = [math.ceil(array.shape[0] / cols) for array in maps.values()]
-    fig = _new_figure(1.05 * cols + 3.2, 1.05 * sum(lines) + 0.9)
-    input_part, layers_part = fig.subfigures(1, 2, width_ratios=[1.6, 1.05 * cols + 1.6])
+    cols = PANELS_PER_LINE
+    lines = [math.ceil(min(len(array), max_maps) / cols) for array in maps.values()]
+    fig = _new_figure(1.05 * cols + 3.4, 1.05 * sum(lines) + 0.9)
+    input_part, layers_part = fig.subfigures(1, 2, width_ratios=[1.6, 1.05 * cols + 1.8])
     input_axes = input_part.subplots()
     input_axes.imshow(image, cmap="gray_r")
     input_axes.set_title(f"input\n{image.shape[0]}x{image.shape[1]}", fontsize=10)
     input_axes.set_xticks([])
     input_axes.set_yticks([])
-    # One grid for all layers, colour bars in the last column: the columns line up across rows.
-    grid = layers_part.add_gridspec(sum(lines), cols + 1, width_ratios=[1] * cols + [0.12])
+    # A line of maps per grid row, the colour bars in the last column: the maps line up.
+    grid = layers_part.add_gridspec(sum(lines), 2, width_ratios=[cols * (1 + PANEL_GAP), 0.15])
     first_line = 0
     for (layer, array), layer_lines in zip(maps.items(), lines, strict=True):
         channels, height, width = array.shape
-        low, high = float(array.min()), float(array.max())
+        shown = array[:max_maps]
+        low, high = float(shown.min()), float(shown.max())
         if low < 0:
             limit = max(-low, high) or 1.0
             cmap, vmin, vmax = "RdBu_r", -limit, limit
+            scale = "red > 0, blue < 0"
         else:
             cmap, vmin, vmax = "viridis", 0.0, high or 1.0
-        for channel in range(channels):
-            axes = layers_part.add_subplot(grid[first_line + channel // cols, channel % cols])
-            shown = axes.imshow(array[channel], cmap=cmap, vmin=vmin, vmax=vmax)
-            axes.set_xticks([])
-            axes.set_yticks([])
-            if channel == 0:
-                axes.set_ylabel(f"{layer}\n{channels}x{height}x{width}", fontsize=10)
-        colorbar_axes = layers_part.add_subplot(grid[first_line : first_line + layer_lines, cols])
-        layers_part.colorbar(shown, cax=colorbar_axes)
+            scale = "from 0"
+        label = f"{layer}\n{channels}x{height}x{width}"
+        if len(shown) < channels:
+            label += f"\nfirst {len(shown)} of {channels}"
+        for line in range(layer_lines):
+            axes = layers_part.add_subplot(grid[first_line + line, 0])
+            line_maps = shown[line * cols : (line + 1) * cols]
+            drawn = _panel_strip(axes, line_maps, cols, cmap=cmap, vmin=vmin, vmax=vmax)
+            if line == 0:
+                axes.set_ylabel(label, fontsize=9)
+        colorbar_axes = layers_part.add_subplot(grid[first_line : first_line + layer_lines, 1])
+        colorbar = layers_part.colorbar(drawn, cax=colorbar_axes)
+        colorbar.ax.tick_params(labelsize=7)
+        colorbar.set_label(scale, fontsize=7)
         first_line += layer_lines
     fig.suptitle(title)
     return fig
+
+
+def _conv_and_pool_layers(feature_maps: Mapping[str, np.ndarray]) -> list[str]:
+    """conv1, pool1, conv2, pool2, ...: every stage's convolution and pooling, in order."""
+    layers = []
+    for number in itertools.count(1):
+        if f"conv{number}" not in feature_maps:
+            break
+        layers += [f"conv{number}", f"pool{number}"]
+    if not layers:
+        raise PlotError(
+            f"feature_maps has no layer 'conv1'; it has {sorted(feature_maps)} "
+            "(pass the dict returned by SimpleCNN.feature_maps)"
+        )
+    return layers
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 10) -> np.ndarray:
@@ -432,29 +551,21 @@ def misclassified_figure(
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as a PNG file atomically and return the path.
+    """Write ``fig`` as a PNG file and return ``path``.
 
-    The PNG goes to a temporary file in the same directory first and is moved into place with
-    os.replace, so an interrupted run never leaves a half-written picture.
+    The write is atomic (``atomic_write.write_atomically``): an interrupted run leaves the old
+    picture or the new one, never half of one.
     """
-    path = Path(path)
-    # A name of our own rather than mkstemp: mkstemp's 0600 mode would make the PNG private.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    write_atomically(path, lambda file: fig.savefig(file, format="png"))
+    return Path(path)
 
 
 def make_all_plots(
     model_path: str | os.PathLike,
     history_path: str | os.PathLike | None,
     out_dir: str | os.PathLike,
-    data_dir: str | None = None,
-    dataset: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    dataset: str | download_mnist.DatasetSpec | None = None,
     sample_index: int = 0,
 ) -> list[Path]:
     """Write every PNG for a saved model (and its history) into ``out_dir``.
@@ -468,10 +579,12 @@ def make_all_plots(
         in the model file instead (no test-set line), and skip the curves if it has none.
     out_dir : str or PathLike
         Directory for the PNG files, created if missing.
-    data_dir : str, optional
+    data_dir : str or PathLike, optional
         Where the dataset lives (see ``download_mnist.load_dataset``).
-    dataset : {"mnist", "fashion"}, optional
+    dataset : "mnist", "fashion", a download_mnist.DatasetSpec, or None
         The test set to evaluate on; by default the one in the model's config, else "mnist".
+        A DatasetSpec describes other data by its content digests (a subset, in the tests);
+        its ``name`` picks the class names.
     sample_index : int
         Index of the test image drawn in ``feature_maps.png``.
 
@@ -483,62 +596,52 @@ def make_all_plots(
     Raises
     ------
     ValueError
-        ``PlotError`` for a bad history or output directory, ``model_file.ModelFileError`` for a
-        bad model file, ``download_mnist.DatasetError`` for missing data.
+        ``PlotError`` for a bad history, output directory or dataset name,
+        ``model_file.ModelFileError`` for a bad model file or one whose outputs are not finite,
+        ``download_mnist.DatasetError`` for missing data. Nothing is written then.
     """
-    # Imported here: they pull in TensorFlow, which a figure function alone does not need.
-    import download_mnist
-    import model_file
-
     # Cheap checks first, so a typo fails before the model and the data are loaded.
     history = load_history(history_path) if history_path is not None else None
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PlotError(f"output directory {out_dir} is a file; pass a directory to --out")
-    trained = model_file.load_model(model_path)
-    if dataset is None:
-        dataset = trained.config.get("dataset", "mnist")
-    _, _, x_test, y_test = download_mnist.load_dataset(data_dir, dataset)
+    classifier = inference.load_classifier(model_path)
+    spec = _dataset_spec(dataset, classifier.config.get("dataset", "mnist"))
+    _, _, x_test, y_test = download_mnist.load_dataset(data_dir, spec)
     if not 0 <= sample_index < len(x_test):
         raise PlotError(
             f"sample index {sample_index} is outside the test set (0..{len(x_test) - 1})"
         )
-    class_names = download_mnist.FASHION_LABELS if dataset == "fashion" else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    if history is None and trained.history:
-        history = {"epochs": trained.history}
+    # Predict before drawing: a model whose outputs overflow stops here, with the reason.
+    probabilities = classifier.predict_proba(x_test)
+    class_names = list(download_mnist.FASHION_LABELS) if spec.name == "fashion" else None
+    if history is None and classifier.history:
+        history = {"epochs": classifier.history}
         check_history(history, source=f"{model_path} (its training history)")
 
     figures: list[tuple[str, Figure]] = []
     if history is not None:
         figures.append(("training_curves.png", training_curves_figure(history)))
-    cnn = trained.cnn
-    figures.append(
-        ("conv1_filters.png", filters_figure(cnn.conv1_filters, "learned conv1 filters"))
-    )
+    cnn = classifier.cnn
+    for number, filters in enumerate(cnn.filters, start=1):
+        figure = filters_figure(filters, f"learned conv{number} filters")
+        figures.append((f"conv{number}_filters.png", figure))
 
     sample = x_test[sample_index]
-    sample_input = model_file.images_to_input(sample[np.newaxis])  # (1, 1, 28, 28) in [0, 1]
-    sample_title = f"test image {sample_index} (label {y_test[sample_index]}) through the network"
+    sample_maps = cnn.feature_maps(inference.images_to_input(sample[np.newaxis]))
+    label = y_test[sample_index] if class_names is None else class_names[y_test[sample_index]]
+    sample_title = f"test image {sample_index} (label {label}) through the network"
     figures.append(
-        (
-            "feature_maps.png",
-            feature_maps_figure(sample, cnn.feature_maps(sample_input), title=sample_title),
-        )
+        ("feature_maps.png", feature_maps_figure(sample, sample_maps, title=sample_title))
     )
 
-    probabilities = model_file.predict_proba(cnn, trained.head, x_test)
     predicted = probabilities.argmax(axis=1)
     num_classes = probabilities.shape[1]
+    matrix = confusion_matrix(y_test, predicted, num_classes)
     figures.append(
         (
             "confusion_matrix.png",
-            confusion_matrix_figure(
-                confusion_matrix(y_test, predicted, num_classes),
-                class_names,
-                title=f"{dataset} test set",
-            ),
+            confusion_matrix_figure(matrix, class_names, title=f"{spec.title} test set"),
         )
     )
     wrong = np.flatnonzero(predicted != y_test)
@@ -555,17 +658,33 @@ def make_all_plots(
                 probabilities[shown, predicted[shown]],
                 class_names,
                 title=f"the {len(shown)} most confident of {len(wrong)} mistakes "
-                f"on {len(x_test)} {dataset} test images",
+                f"on {len(x_test)} {spec.title} test images",
             ),
         )
     )
+    out_dir.mkdir(parents=True, exist_ok=True)
     return [save_figure(fig, out_dir / name) for name, fig in figures]
+
+
+def _dataset_spec(
+    dataset: str | download_mnist.DatasetSpec | None, model_dataset: str
+) -> download_mnist.DatasetSpec:
+    """The dataset to evaluate on: the one given, else the one the model was trained on."""
+    if isinstance(dataset, download_mnist.DatasetSpec):
+        return dataset
+    name = model_dataset if dataset is None else dataset
+    if name not in download_mnist.DATASETS:
+        choices = ", ".join(sorted(download_mnist.DATASETS))
+        raise PlotError(f"unknown dataset {name!r}; choose one of {choices}")
+    return download_mnist.DATASETS[name]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Draw PNG plots of a trained SimpleCNN: training curves, conv1 filters, "
-        "feature maps of one digit, test confusion matrix, misclassified digits."
+        allow_abbrev=False,  # "--mod x.npz" must not quietly mean "--model x.npz"
+        description="Draw PNG plots of a trained SimpleCNN: training curves, the filters of "
+        "every convolution, feature maps of one digit, test confusion matrix, misclassified "
+        "digits.",
     )
     parser.add_argument(
         "--model", default="simple_cnn_model.npz", help="model file (default: %(default)s)"
@@ -579,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data-dir", help="dataset directory (default: next to download_mnist.py)")
     parser.add_argument(
         "--dataset",
-        choices=("mnist", "fashion"),
+        choices=sorted(download_mnist.DATASETS),
         help="test set to evaluate on (default: the one the model was trained on)",
     )
     parser.add_argument(

@@ -1,12 +1,16 @@
 """Tests for plot_results: every picture is a real, non-blank PNG; bad input is a clear error.
 
 The figure functions are checked on generated data (what they draw, not only that they draw);
-the end-to-end tests save a real model file with model_file.save_model, write the history with
-the trainer's own writer, and run the command line on them.
+the end-to-end tests save real model files with model_file.save_model (no TensorFlow: the
+filters of a SimpleCNN and random head weights), write the history with the trainer's own
+writer, and run the command line on them. Most end-to-end runs use 300 real test digits,
+described by a download_mnist.DatasetSpec of their own content digests, to stay quick.
 """
 
+import dataclasses
 import io
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +19,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import download_mnist
 import model_file
 import plot_results
 from adam import Adam
 from download_mnist import load_dataset
+from model_file import SavedModel
 from plot_results import PlotError
 from simple_cnn import SimpleCNN
 from simple_cnn_from_scratch import write_history
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALL_PLOTS = [
+ALL_PLOTS = [  # for the default, two-stage network
     "training_curves.png",
     "conv1_filters.png",
+    "conv2_filters.png",
     "feature_maps.png",
     "confusion_matrix.png",
     "misclassified.png",
@@ -43,11 +50,12 @@ def assert_real_png(path: Path, min_size=(300, 150), max_size=(2500, 2000)) -> N
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "PNG"
         width, height = image.size
-        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+        rgb = np.asarray(image.convert("RGB"))
     assert min_size[0] <= width <= max_size[0], f"{path.name}: width {width}"
     assert min_size[1] <= height <= max_size[1], f"{path.name}: height {height}"
-    assert pixels.std() > 10, f"{path.name} is (nearly) blank"
-    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert rgb.std() > 10, f"{path.name} is (nearly) blank"
+    # One integer per colour: np.unique of a flat array is far quicker than of (N, 3) rows.
+    colours = np.unique(rgb.astype(np.uint32) @ np.array([1 << 16, 1 << 8, 1], np.uint32))
     assert len(colours) > 50, f"{path.name} has only {len(colours)} colours"
 
 
@@ -123,6 +131,36 @@ def test_filters_with_several_input_channels_draw_every_slice():
     assert sum(len(axes.get_images()) for axes in fig.axes) == 16 * 6
 
 
+def drawn_images(fig) -> list[np.ndarray]:
+    return [image.get_array() for axes in fig.axes for image in axes.get_images()]
+
+
+def test_a_large_filter_bank_is_capped_and_says_so():
+    filters = np.random.default_rng(0).normal(size=(64, 32, 3, 3))  # Keras' example's conv2
+    fig = plot_results.filters_figure(filters, "conv2 filters")
+    drawn = drawn_images(fig)
+    assert len(drawn) == 16 * 16  # the first 16 filters, each over its first 16 channels
+    np.testing.assert_array_equal(drawn[-1], filters[15, 15])
+    title = fig.get_suptitle()
+    assert "64 x 32 x 3 x 3" in title
+    assert "first 16 of 64 filters" in title and "first 16 of 32 input channels" in title
+    # The colour scale is the whole bank's, drawn or not, and symmetric around zero.
+    vmax = np.abs(filters).max()
+    for image in (image for axes in fig.axes for image in axes.get_images()):
+        assert image.norm.vmin == pytest.approx(-vmax) and image.norm.vmax == pytest.approx(vmax)
+
+
+def test_one_channel_filters_wrap_into_rows():
+    filters = np.random.default_rng(0).normal(size=(40, 1, 3, 3))
+    fig = plot_results.filters_figure(filters)
+    drawn = drawn_images(fig)
+    assert len(drawn) == 32  # 4 rows of 8
+    assert "first 32 of 40 filters" in fig.get_suptitle()
+    assert len(fig.axes) == 32 + 1, "no empty panels, one colour bar"
+    fig = plot_results.filters_figure(filters[:10])  # 8 + 2: the second row's gaps are removed
+    assert len(fig.axes) == 10 + 1 and "drawn" not in fig.get_suptitle()
+
+
 def test_feature_maps_draw_every_channel_of_each_layer(tmp_path):
     cnn = SimpleCNN(seed=0)
     digit = mnist_like_images(1)[0]
@@ -133,6 +171,24 @@ def test_feature_maps_draw_every_channel_of_each_layer(tmp_path):
     assert len(drawn) == 1 + 6 + 6 + 16 + 16
     assert any(np.array_equal(array, maps["pool2"][0, 15]) for array in drawn)
     assert_real_png(plot_results.save_figure(fig, tmp_path / "maps.png"))
+
+
+def test_feature_maps_of_a_deeper_wider_network_show_16_maps_per_layer():
+    cnn = SimpleCNN(filters=(8, 32, 64), kernel_sizes=3, paddings="same", seed=0)
+    digit = mnist_like_images(1)[0]
+    maps = cnn.feature_maps(digit[None, None] / 255.0)
+    fig = plot_results.feature_maps_figure(digit, maps)
+    drawn = drawn_images(fig)
+    # input + conv1, pool1 (8 each) + conv2, pool2, conv3, pool3 (16 of 32 or 64 each)
+    assert len(drawn) == 1 + 8 + 8 + 4 * 16
+    np.testing.assert_array_equal(drawn[-1], maps["pool3"][0, 15])
+    labels = [axes.get_ylabel() for axes in fig.axes]
+    labels = [label for label in labels if label.startswith(("conv", "pool"))]
+    assert [label.split("\n")[0] for label in labels] == [
+        "conv1", "pool1", "conv2", "pool2", "conv3", "pool3"
+    ]  # fmt: skip
+    assert "conv3\n64x7x7\nfirst 16 of 64" in labels
+    assert "pool1\n8x14x14" in labels
 
 
 def test_confusion_matrix_counts_every_pair():
@@ -195,6 +251,12 @@ def test_misclassified_with_no_mistakes_still_draws_a_picture(tmp_path):
     [
         (lambda: plot_results.filters_figure(np.zeros((6, 5, 5))), r"\(F, C, K, K\)"),
         (lambda: plot_results.feature_maps_figure(np.zeros((28, 28)), {}), "no layer 'conv1'"),
+        (
+            lambda: plot_results.feature_maps_figure(
+                np.zeros((28, 28)), {"conv1": np.full((1, 2, 4, 4), np.inf)}, ["conv1"]
+            ),
+            "NaN or infinite",
+        ),
         (lambda: plot_results.confusion_matrix([1, 2], [1]), "equal length"),
         (lambda: plot_results.confusion_matrix([1, 12], [1, 2]), "outside 0..9"),
         (lambda: plot_results.confusion_matrix_figure(np.zeros((10, 9))), "square"),
@@ -220,8 +282,8 @@ def test_save_figure_replaces_atomically_and_leaves_no_temporary(tmp_path, monke
     target.write_bytes(b"the user's previous picture")
     fig = plot_results.training_curves_figure({"epochs": history_records(2)})
 
-    def fail_half_way(path, **kwargs):
-        Path(path).write_bytes(PNG_SIGNATURE + b"half a picture")
+    def fail_half_way(file, **kwargs):
+        file.write(PNG_SIGNATURE + b"half a picture")
         raise OSError("disk full")
 
     monkeypatch.setattr(fig, "savefig", fail_half_way)
@@ -280,20 +342,84 @@ def test_history_that_is_not_text_is_a_clear_error(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def save_fresh_model(path: Path, history: list[dict] | None = None) -> None:
-    """An untrained but real model file, as the trainer would save it (fast: no training)."""
-    cnn = SimpleCNN(seed=0)
-    head = model_file.build_head(seed=0)
-    model_file.save_model(
-        path,
-        cnn=cnn,
-        head=head,
-        conv_optimizer=Adam(),
-        head_optimizer=model_file.build_head_optimizer(head),
+def save_fresh_model(
+    path: Path,
+    history: list[dict] | None = None,
+    cnn: SimpleCNN | None = None,
+    hidden: tuple[int, ...] = (128,),
+    config: dict | None = None,
+    weight_scale: float = 1.0,
+) -> None:
+    """An untrained but real model file, as the trainer would save it (fast: no training).
+
+    The filters are ``cnn``'s (the default network's unless given), the dense head random
+    He-initialised weights of the shapes the file format requires; every weight is multiplied
+    by ``weight_scale``.
+    """
+    cnn = cnn or SimpleCNN(seed=0)
+    rng = np.random.default_rng(0)
+    sizes = [cnn.num_features, *hidden, 10]
+    head_weights = [
+        (rng.normal(0, np.sqrt(2 / n_in), (n_in, n_out)) * weight_scale, np.zeros(n_out))
+        for n_in, n_out in zip(sizes, sizes[1:], strict=False)
+    ]
+    conv_optimizer = Adam()
+    model = SavedModel(
+        architecture={
+            **cnn.architecture,
+            "hidden": list(hidden),
+            "dropout": 0.0,
+            "num_classes": 10,
+        },
+        conv_filters=[filters * weight_scale for filters in cnn.filters],
+        head_weights=head_weights,
+        conv_optimizer_settings={
+            name: float(getattr(conv_optimizer, name)) for name in model_file.ADAM_SETTINGS
+        },
+        conv_optimizer_state=conv_optimizer.state_dict(),
         epoch=len(history or []),
-        config={"dataset": "mnist", "seed": 0},
-        history=history,
+        config={"dataset": "mnist", "seed": 0} if config is None else config,
+        history=history or [],
     )
+    model_file.save_model(path, model)
+
+
+def subset_spec(
+    spec: download_mnist.DatasetSpec, arrays: dict[str, np.ndarray], title: str
+) -> download_mnist.DatasetSpec:
+    """``spec`` with the content digests and sizes of ``arrays``: a dataset that is exactly them.
+
+    Its ``name`` stays ``spec``'s, as that picks the class names.
+    """
+    archives = tuple(
+        dataclasses.replace(
+            archive,
+            content_sha256=download_mnist._idx_sha256(arrays[archive.array_name]),
+            content_bytes=4 + 4 * arrays[archive.array_name].ndim + arrays[archive.array_name].size,
+            known_archives={},
+        )
+        for archive in spec.archives
+    )
+    return dataclasses.replace(spec, title=title, mirrors=(), archives=archives)
+
+
+@pytest.fixture(scope="module")
+def small_mnist(tmp_path_factory):
+    """300 real test digits (and 10 training ones) in a folder, and two specs of exactly them:
+    as an MNIST subset, and standing in for Fashion-MNIST (for its class names)."""
+    x_train, y_train, x_test, y_test = load_dataset()
+    arrays = {
+        "train_images": x_train[:10],
+        "train_labels": y_train[:10],
+        "test_images": x_test[:300],
+        "test_labels": y_test[:300],
+    }
+    data_dir = tmp_path_factory.mktemp("small_mnist")
+    for name, array in arrays.items():
+        np.save(data_dir / f"{name}.npy", array)
+    mnist = subset_spec(download_mnist.MNIST, arrays, "MNIST (first 300)")
+    fashion = subset_spec(download_mnist.FASHION_MNIST, arrays, "MNIST as fake Fashion-MNIST")
+    return data_dir, mnist, fashion
 
 
 @pytest.fixture(scope="module")
@@ -318,24 +444,98 @@ def test_command_line_writes_every_plot(model_and_history, tmp_path, capsys):
         assert_real_png(out_dir / name)
 
 
-def test_without_history_file_curves_come_from_the_model_file(tmp_path):
+def test_without_history_file_curves_come_from_the_model_file(tmp_path, small_mnist):
     # A small dataset directory (real digits) keeps this second run quick and tests --data-dir.
-    x_train, y_train, x_test, y_test = load_dataset()
-    data_dir = tmp_path / "small_mnist"
-    data_dir.mkdir()
-    for name, array in (
-        ("train_images", x_train[:10]),
-        ("train_labels", y_train[:10]),
-        ("test_images", x_test[:300]),
-        ("test_labels", y_test[:300]),
-    ):
-        np.save(data_dir / f"{name}.npy", array)
+    data_dir, small_mnist_spec, _ = small_mnist
     model_path = tmp_path / "model.npz"
     save_fresh_model(model_path, history=history_records(2))
-    paths = plot_results.make_all_plots(model_path, None, tmp_path / "plots", data_dir=data_dir)
+    paths = plot_results.make_all_plots(
+        model_path, None, tmp_path / "plots", data_dir=data_dir, dataset=small_mnist_spec
+    )
     assert [p.name for p in paths] == ALL_PLOTS
     for path in paths:
         assert_real_png(path)
+
+
+def test_keras_example_network_gets_one_filters_picture_per_stage(tmp_path, small_mnist):
+    data_dir, small_mnist_spec, _ = small_mnist
+    cnn = SimpleCNN(filters=(32, 64), kernel_sizes=3, paddings=0, seed=0)  # Keras' MNIST example
+    model_path = tmp_path / "model.npz"
+    save_fresh_model(model_path, cnn=cnn, hidden=())
+    paths = plot_results.make_all_plots(
+        model_path, None, tmp_path / "plots", data_dir=data_dir, dataset=small_mnist_spec
+    )
+    # No history in the model file: no training curves.
+    expected = ["conv1_filters.png", "conv2_filters.png", *ALL_PLOTS[3:]]
+    assert [p.name for p in paths] == expected
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(expected)
+    for path in paths:
+        assert_real_png(path)
+
+
+def test_fashion_model_figures_use_its_class_names(tmp_path, small_mnist, monkeypatch):
+    data_dir, _, fake_fashion_spec = small_mnist
+    model_path = tmp_path / "model.npz"
+    save_fresh_model(model_path, config={"dataset": "fashion"})
+    saved = {}
+
+    def keep_figure(fig, path):
+        saved[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(plot_results, "save_figure", keep_figure)
+    plot_results.make_all_plots(
+        model_path, None, tmp_path, data_dir=data_dir, dataset=fake_fashion_spec
+    )
+    names = list(download_mnist.FASHION_LABELS)
+    confusion_axes = saved["confusion_matrix.png"].axes[0]
+    assert [label.get_text() for label in confusion_axes.get_xticklabels()] == names
+    titles = [a.get_title() for a in saved["misclassified.png"].axes if a.get_images()]
+    assert titles and all(
+        title.split("\n")[0].removeprefix("true ") in names for title in titles
+    ), titles
+    first_label = names[load_dataset(data_dir, fake_fashion_spec)[3][0]]
+    assert f"(label {first_label})" in saved["feature_maps.png"].get_suptitle()
+
+
+def test_three_stage_network_is_plotted_without_tensorflow(tmp_path, small_mnist):
+    """--help and a whole plotting run, in a fresh interpreter, never import TensorFlow; a
+    three-stage network gets three filters pictures."""
+    data_dir, small_mnist_spec, _ = small_mnist
+    model_path, spec_path = tmp_path / "model.npz", tmp_path / "spec.pickle"
+    cnn = SimpleCNN(filters=(8, 16, 32), kernel_sizes=3, paddings="same", seed=0)
+    save_fresh_model(model_path, history=history_records(2), cnn=cnn, hidden=(64,))
+    spec_path.write_bytes(pickle.dumps(small_mnist_spec))
+    script = """
+import pickle, sys
+import plot_results
+try:
+    plot_results.main(["--help"])
+except SystemExit:
+    pass
+assert "tensorflow" not in sys.modules, "--help imported TensorFlow"
+model_path, spec_path, data_dir, out_dir = sys.argv[1:]
+with open(spec_path, "rb") as file:
+    spec = pickle.load(file)
+plot_results.make_all_plots(model_path, None, out_dir, data_dir=data_dir, dataset=spec)
+assert "tensorflow" not in sys.modules, "plotting imported TensorFlow"
+assert "keras" not in sys.modules, "plotting imported Keras"
+"""
+    out_dir = tmp_path / "plots"
+    result = subprocess.run(
+        [sys.executable, "-c", script, model_path, spec_path, data_dir, out_dir],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--model" in result.stdout  # the help was printed
+    expected = ["training_curves.png", "conv1_filters.png", "conv2_filters.png"]
+    expected += ["conv3_filters.png", *ALL_PLOTS[3:]]
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)
+    for name in expected:
+        assert_real_png(out_dir / name)
 
 
 def run_main(args: list[str], capsys) -> str:
@@ -369,6 +569,30 @@ def test_damaged_model_file_is_a_clear_error(model_and_history, tmp_path, capsys
     args = ["--model", str(damaged), "--history", str(history_path), "--out", str(tmp_path)]
     assert str(damaged) in run_main(args, capsys)
     assert list(tmp_path.glob("*.png")) == []
+
+
+def test_model_whose_outputs_overflow_is_a_clear_error(tmp_path, capsys):
+    """Finite weights so large that the numbers overflow: one error line, not a blank matrix."""
+    model_path = tmp_path / "huge.npz"
+    save_fresh_model(model_path, weight_scale=1e30)
+    out_dir = tmp_path / "plots"
+    message = run_main(["--model", str(model_path), "--out", str(out_dir)], capsys)
+    assert str(model_path) in message and "not finite" in message
+    assert not out_dir.exists()
+
+
+def test_unknown_dataset_name_is_a_clear_error(model_and_history, tmp_path):
+    model_path, _ = model_and_history
+    with pytest.raises(PlotError, match="unknown dataset 'digits'") as excinfo:
+        plot_results.make_all_plots(model_path, None, tmp_path, dataset="digits")
+    one_line(str(excinfo.value))
+
+
+def test_abbreviated_options_are_refused(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        plot_results.main(["--mod", "x.npz"])
+    assert excinfo.value.code == 2
+    assert "unrecognized arguments: --mod" in capsys.readouterr().err
 
 
 def test_damaged_history_fails_before_anything_is_drawn(model_and_history, tmp_path, capsys):
