@@ -163,6 +163,7 @@ class Model:
     partial_epoch: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_step: StepResult | None = None  # the latest step's loss and gradients, for watchers
+    steps_per_epoch: int = 0  # of the data being trained on, once training starts
 
 
 def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
@@ -458,6 +459,7 @@ def train(
         check_outputs(config)
         data = load_data(config)
         model = build_model(config, saved)
+        model.steps_per_epoch = steps_per_epoch(data, config)
         check_position(model, data)
         tensorboard = open_tensorboard(config, model)
         say(describe_run(config, data, model))

@@ -1,0 +1,278 @@
+"""What the explorer shows about one image, computed by the project's own NumPy code.
+
+Each function takes a trained ``inference.Classifier`` and a 28x28 uint8 image and returns
+plain arrays and numbers; ``explore.py`` only turns them into JSON. Nothing here keeps state or
+changes the classifier, so any number of requests can run at once:
+
+* :func:`analyse`: the probabilities and every layer's output (conv, pool, features, the head's
+  hidden layers, the logits), optionally with filters switched off or part of the image covered;
+* :func:`conv_arithmetic`: the window, the filter, their products and the sum behind one pixel
+  of a convolution map; :func:`pool_arithmetic`: the 2x2 window behind one pooled pixel and which
+  of its pixels won;
+* :func:`class_gradients`: d (a class's logit) / d (the input image and every stage's output),
+  by SimpleCNN's hand-written backward pass, the dense head's part by the head;
+* :func:`test_set_report`: the confusion matrix and the most confident mistakes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from inference import Classifier, images_to_input, softmax
+from simple_cnn import POOL_SIZE, SimpleCNN
+
+
+class ExplainError(ValueError):
+    """A request that does not fit the model: an unknown layer, class, filter or pixel."""
+
+
+@dataclass
+class Layer:
+    """One layer's output for one image, as the page draws it.
+
+    ``values`` is (channels, height, width) for maps, (units,) for vectors; ``kind`` is "conv",
+    "pool" or "vector". ``scale`` is the largest absolute value: the page's colour scale runs
+    from -scale (blue) through 0 (white) to +scale (red), one scale per layer.
+    """
+
+    name: str
+    kind: str
+    values: np.ndarray
+
+    @property
+    def scale(self) -> float:
+        return float(np.abs(self.values).max()) if self.values.size else 0.0
+
+
+@dataclass
+class Analysis:
+    image: np.ndarray  # (28, 28) uint8: what the network saw (after any covering)
+    probabilities: np.ndarray  # (classes,)
+    layers: list[Layer]
+
+    @property
+    def prediction(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+def network_with_filters_off(cnn: SimpleCNN, disabled: dict[str, list[int]]) -> SimpleCNN:
+    """A copy of ``cnn`` whose listed filters are zero, e.g. {"conv1": [2, 5]}; cnn is untouched.
+
+    A filter of zeros makes its whole map zero: the experiment of switching it off.
+    """
+    if not disabled:
+        return cnn
+    changed = copy.copy(cnn)  # shares everything but the list of filter arrays, replaced below
+    changed.filters = list(cnn.filters)
+    for layer, indices in disabled.items():
+        stage = _stage_index(cnn, layer, "conv")
+        filters = changed.filters[stage].copy()
+        for index in indices:
+            if not 0 <= index < len(filters):
+                raise ExplainError(f"{layer} has filters 0 to {len(filters) - 1}, not {index}")
+            filters[index] = 0
+        changed.filters[stage] = filters
+    return changed
+
+
+def cover(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """``image`` with the box (top, left, bottom, right), bottom and right excluded, set to 0."""
+    if box is None:
+        return image
+    top, left, bottom, right = box
+    height, width = image.shape
+    if not (0 <= top < bottom <= height and 0 <= left < right <= width):
+        raise ExplainError(
+            f"the covered box {list(box)} must lie inside the {height}x{width} image, top < "
+            "bottom and left < right"
+        )
+    covered = image.copy()
+    covered[top:bottom, left:right] = 0
+    return covered
+
+
+def analyse(
+    classifier: Classifier,
+    image: np.ndarray,
+    disabled: dict[str, list[int]] | None = None,
+    box: tuple[int, int, int, int] | None = None,
+) -> Analysis:
+    """The probabilities and every layer's output for one uint8 image (28, 28).
+
+    ``disabled`` switches filters off (see network_with_filters_off); ``box`` covers part of
+    the image (see cover).
+    """
+    cnn = network_with_filters_off(classifier.cnn, disabled or {})
+    image = cover(image, box)
+    maps = cnn.feature_maps(images_to_input(image[np.newaxis]))
+    layers = []
+    for number in range(1, len(cnn.stages) + 1):
+        layers.append(Layer(f"conv{number}", "conv", maps[f"conv{number}"][0]))
+        layers.append(Layer(f"pool{number}", "pool", maps[f"pool{number}"][0]))
+    features = maps[f"pool{len(cnn.stages)}"].reshape(1, -1)  # flatten, channel-major
+    layers.append(Layer("features", "vector", features[0]))
+    outputs = classifier.head.forward(features)
+    for number, hidden in enumerate(outputs[:-1], start=1):
+        layers.append(Layer(f"hidden{number}", "vector", hidden[0]))
+    layers.append(Layer("logits", "vector", outputs[-1][0]))
+    return Analysis(image=image, probabilities=softmax(outputs[-1])[0], layers=layers)
+
+
+# --------------------------------------------------------------------------------------------
+# The arithmetic behind one pixel
+# --------------------------------------------------------------------------------------------
+
+
+def conv_arithmetic(
+    classifier: Classifier, image: np.ndarray, layer: str, channel: int, row: int, column: int
+) -> dict:
+    """The numbers behind pixel (row, column) of map ``channel`` of conv layer ``layer``.
+
+    Returns the K x K window of the layer's (zero-padded) input under the filter, for every
+    input channel (C, K, K), the filter (C, K, K), their products, their sum and the value in
+    the map, which is that sum (stride 1, no bias). The first convolution's input is the image
+    in [0, 1]; a later one's is the previous stage's pooled output.
+    """
+    cnn = classifier.cnn
+    stage = _stage_index(cnn, layer, "conv")
+    maps = cnn.feature_maps(images_to_input(image[np.newaxis]))
+    conv = maps[layer][0]
+    _check_pixel(layer, conv, channel, row, column)
+    layer_input = images_to_input(image[np.newaxis])[0] if stage == 0 else maps[f"pool{stage}"][0]
+    padding, k = cnn.stages[stage].padding, cnn.stages[stage].kernel_size
+    padded = np.pad(layer_input, ((0, 0), (padding, padding), (padding, padding)))
+    window = padded[:, row : row + k, column : column + k]
+    filters = cnn.filters[stage][channel]
+    products = window * filters
+    return {
+        "layer": layer,
+        "channel": channel,
+        "row": row,
+        "column": column,
+        "padding": padding,
+        "input": "image" if stage == 0 else f"pool{stage}",
+        "window": window,
+        "filter": filters,
+        "products": products,
+        "channel_sums": products.sum(axis=(1, 2)),
+        "sum": float(products.sum()),
+        "value": float(conv[channel, row, column]),
+    }
+
+
+def pool_arithmetic(
+    classifier: Classifier, image: np.ndarray, layer: str, channel: int, row: int, column: int
+) -> dict:
+    """The 2x2 window of the ReLU'd convolution behind pooled pixel (row, column) and its winner.
+
+    The winner is the window's first maximum in row-major order, the one pixel the backward
+    pass sends the gradient to, as SimpleCNN decides.
+    """
+    cnn = classifier.cnn
+    stage = _stage_index(cnn, layer, "pool")
+    maps = cnn.feature_maps(images_to_input(image[np.newaxis]))
+    pooled = maps[layer][0]
+    _check_pixel(layer, pooled, channel, row, column)
+    relu = maps[f"relu{stage + 1}"][0, channel]
+    top, left = row * POOL_SIZE, column * POOL_SIZE
+    window = relu[top : top + POOL_SIZE, left : left + POOL_SIZE]
+    winner = int(np.argmax(window))  # np.argmax returns the first maximum, row-major
+    return {
+        "layer": layer,
+        "channel": channel,
+        "row": row,
+        "column": column,
+        "source": f"relu{stage + 1}",
+        "top": top,
+        "left": left,
+        "window": window,
+        "winner": [winner // POOL_SIZE, winner % POOL_SIZE],
+        "value": float(pooled[channel, row, column]),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Why this answer: gradients of a class's score
+# --------------------------------------------------------------------------------------------
+
+
+def class_gradients(classifier: Classifier, image: np.ndarray, class_index: int) -> dict:
+    """d logit[class] / d (input image, every stage's pooled output, the features).
+
+    The head's part comes from the dense head's backward pass (inference.DenseHead.backward),
+    the rest from SimpleCNN.gradients, the same hand-written backward pass that trains it.
+    A positive value means: more of this pixel (or unit) would raise the class's score.
+    """
+    if not 0 <= class_index < len(classifier.class_names):
+        raise ExplainError(
+            f"class must be 0 to {len(classifier.class_names) - 1}, got {class_index}"
+        )
+    x = images_to_input(image[np.newaxis])
+    cnn = classifier.cnn
+    features = cnn.features(x)
+    outputs = classifier.head.forward(features)
+    d_logits = np.zeros_like(outputs[-1])
+    d_logits[0, class_index] = 1.0  # the score is the class's logit
+    d_features = classifier.head.backward(outputs, d_logits)
+    gradients = cnn.gradients(x, d_features)
+    return {
+        "class": class_index,
+        "logit": float(outputs[-1][0, class_index]),
+        "input": gradients.input[0, 0],
+        "pooled": {f"pool{i + 1}": g[0] for i, g in enumerate(gradients.pooled)},
+        "features": d_features[0],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The test set
+# --------------------------------------------------------------------------------------------
+
+
+def test_set_report(
+    classifier: Classifier, images: np.ndarray, labels: np.ndarray, mistakes: int = 36
+) -> dict:
+    """Accuracy, the confusion matrix (true class x predicted class) and the ``mistakes`` most
+    confident mistakes (index, true, predicted, probability), most confident first."""
+    probabilities = classifier.predict_proba(images)
+    predicted = probabilities.argmax(axis=1)
+    classes = len(classifier.class_names)
+    confusion = np.zeros((classes, classes), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    shown = wrong[np.argsort(-confidence, kind="stable")][:mistakes]
+    return {
+        "accuracy": float((predicted == labels).mean()),
+        "count": len(labels),
+        "confusion": confusion,
+        "mistakes": [
+            {
+                "index": int(index),
+                "true": int(labels[index]),
+                "predicted": int(predicted[index]),
+                "probability": float(probabilities[index, predicted[index]]),
+            }
+            for index in shown
+        ],
+    }
+
+
+def _stage_index(cnn: SimpleCNN, layer: str, kind: str) -> int:
+    """conv3 -> 2: the stage a layer name belongs to, refused if the network has no such layer."""
+    names = [f"{kind}{number}" for number in range(1, len(cnn.stages) + 1)]
+    if layer not in names:
+        raise ExplainError(f"unknown {kind} layer {layer!r}; this network has {', '.join(names)}")
+    return names.index(layer)
+
+
+def _check_pixel(layer: str, maps: np.ndarray, channel: int, row: int, column: int) -> None:
+    channels, height, width = maps.shape
+    if not (0 <= channel < channels and 0 <= row < height and 0 <= column < width):
+        raise ExplainError(
+            f"{layer} has {channels} maps of {height}x{width}; map {channel}, pixel ({row}, "
+            f"{column}) is outside them"
+        )

@@ -1,0 +1,581 @@
+"""The explorer: draw a digit in the browser and watch every layer of SimpleCNN answer.
+
+    python explore.py                          # serves http://127.0.0.1:8000/
+    python explore.py --model fashion.npz --port 0
+
+A thin web server over the project's own functions: ``predict_digit.prepare_digit`` prepares a
+drawing exactly as it prepares a photo, ``explain.py`` computes what the page shows (with
+SimpleCNN's stateless forward and backward passes, no TensorFlow), and ``live_training.py``
+runs the training program's own ``train()`` in the background when the page asks for it. The
+page itself is plain HTML, CSS and JavaScript in ``explorer/``, served as they are.
+
+The JSON API (arrays travel as {"shape": [...], "data": base64 of float32, little-endian}):
+
+    GET  /api/model            the model: architecture, class names, filters, history; or an error
+    POST /api/analyse          {image} + optional "disabled": {"conv1": [2]}, "cover": [t, l, b, r]
+                               -> the prepared image, probabilities, every layer's output
+    POST /api/arithmetic       {image, "layer": "conv2" | "pool1", "channel", "row", "column"}
+    POST /api/gradient         {image, "class": 7} -> d logit / d input and every stage
+    GET  /api/testset          accuracy, confusion matrix, the most confident mistakes
+    POST /api/train            {"mode": "quick" | "full"}: 202 started, 409 if one is running
+    POST /api/train/stop       stop the run; it saves first
+    GET  /api/train/events     Server-Sent Events: the run's progress
+
+    {image} is {"drawing": {"width": W, "height": H, "ink": [W*H numbers in 0..1]}} (0 paper,
+    1 ink, row by row) or {"test_index": i}, a digit of the model's test set.
+
+It listens on 127.0.0.1 by default and serves only its own files. Every request is checked:
+a bad one gets a 4xx answer with a one-line message, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.server
+import json
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+import download_mnist
+import explain
+import inference
+from model_file import ModelFileError
+from predict_digit import ImageError, prepare_digit
+
+STATIC_DIR = Path(__file__).resolve().parent / "explorer"
+MAX_BODY_BYTES = 1_000_000
+MAX_DRAWING_SIDE = 1024
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+TRAIN_COMMAND = "python simple_cnn_from_scratch.py"
+QUICK_RUN = {"limit": 6000, "epochs": 3}  # a few thousand images: seconds, not minutes
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP status and a one-line message for the page."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------
+# The explorer's state: the model, the test set, the training run and its listeners
+# --------------------------------------------------------------------------------------------
+
+
+class Explorer:
+    """What the server knows between requests. Requests read it; a finished run replaces the
+    classifier as one assignment, so a request sees the old model or the new, never half."""
+
+    def __init__(self, model_path: str, data_dir: str | None = None):
+        self.model_path = model_path
+        self.data_dir = data_dir
+        self.classifier: inference.Classifier | None = None
+        self.model_error: str | None = None
+        self.listeners: list[queue.Queue] = []
+        self.lock = threading.RLock()  # guards the training run and the listeners
+        self.run = None  # live_training.TrainingRun, while or after one runs
+        self._test_set: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self.load_model()
+
+    def load_model(self) -> None:
+        try:
+            self.classifier = inference.load_classifier(self.model_path)
+            self.model_error = None
+        except ModelFileError as error:
+            self.classifier, self.model_error = None, str(error)
+
+    def require_classifier(self) -> inference.Classifier:
+        classifier = self.classifier
+        if classifier is None:
+            raise RequestError(503, f"no model is loaded: {self.model_error}")
+        return classifier
+
+    def dataset(self) -> str:
+        return self.classifier.config.get("dataset", "mnist") if self.classifier else "mnist"
+
+    def test_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model's test images and labels (loaded once per dataset)."""
+        dataset = self.dataset()
+        if self._test_set is None or self._test_set[0] != dataset:
+            folder = Path(self.data_dir) if self.data_dir else None
+            folder = folder or download_mnist.default_data_dir(dataset)
+            shipped = dataset == "mnist"  # MNIST's archives ship; others would be downloaded
+            if not shipped and not (folder / "test_images.npy").is_file():
+                raise RequestError(
+                    503,
+                    f"the {dataset} test set is not in {folder}; build it with: python "
+                    f"download_mnist.py --dataset {dataset}",
+                )
+            try:
+                _, _, images, labels = download_mnist.load_dataset(folder, dataset)
+            except download_mnist.DatasetError as error:
+                raise RequestError(503, str(error)) from None
+            self._test_set = (dataset, images, labels.astype(np.int64))
+        return self._test_set[1], self._test_set[2]
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send a training event to every page listening (Server-Sent Events)."""
+        message = json.dumps(to_json(event))
+        if event["type"] in ("finished", "stopped"):
+            self.load_model()  # the run saved the model: the page now explores that one
+        with self.lock:
+            for listener in self.listeners:
+                listener.put(message)
+
+    def start_training(self, mode: str) -> dict[str, Any]:
+        import live_training
+        from train_config import TrainConfig
+
+        if mode not in ("quick", "full"):
+            raise RequestError(400, f"mode must be 'quick' or 'full', got {mode!r}")
+        with self.lock:
+            if self.run is not None and self.run.running():
+                raise RequestError(409, "a training run is already running; stop it first")
+            settings = dict(QUICK_RUN) if mode == "quick" else {}
+            if self.classifier is not None:  # train the network being explored
+                architecture = self.classifier.config
+                for name in ("filters", "kernel_size", "padding", "hidden", "dropout", "dataset"):
+                    if name in architecture:
+                        settings[name] = architecture[name]
+            config = TrainConfig(
+                **settings, save_path=self.model_path, data_dir=self.data_dir, verbose=False
+            )
+            images, _ = self.test_set()
+            self.run = live_training.TrainingRun(config, self.publish, images[0], images)
+            self.run.start()
+        return {"started": True, "mode": mode, "save_path": self.model_path}
+
+    def stop_training(self) -> dict[str, Any]:
+        with self.lock:
+            if self.run is None or not self.run.running():
+                raise RequestError(409, "no training run is running")
+            self.run.stop()
+        return {"stopping": True}
+
+    def listen(self) -> queue.Queue:
+        listener = queue.Queue()
+        with self.lock:
+            self.listeners.append(listener)
+        return listener
+
+    def unlisten(self, listener: queue.Queue) -> None:
+        with self.lock:
+            self.listeners.remove(listener)
+
+    def close(self) -> str | None:
+        """Stop a running training run (it saves first) and the listeners; return its message."""
+        with self.lock:
+            run = self.run
+            for listener in self.listeners:
+                listener.put(None)  # ends each event stream
+        if run is None or not run.running():
+            return None
+        run.stop()
+        run.join()
+        return run.result["message"] if run.result else None
+
+
+# --------------------------------------------------------------------------------------------
+# Requests: checked input in, JSON out
+# --------------------------------------------------------------------------------------------
+
+
+def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
+    """The uint8 (28, 28) image a request is about: a drawing, prepared as predict_digit
+    prepares a photo, or a digit of the test set."""
+    if "test_index" in body:
+        images, _ = explorer.test_set()
+        index = body["test_index"]
+        if not _is_int(index) or not 0 <= index < len(images):
+            raise RequestError(400, f"test_index must be 0 to {len(images) - 1}, got {index!r}")
+        return images[index]
+    drawing = body.get("drawing")
+    if not isinstance(drawing, dict):
+        raise RequestError(400, 'give the image as "drawing" {width, height, ink} or "test_index"')
+    width, height, ink = drawing.get("width"), drawing.get("height"), drawing.get("ink")
+    for name, side in (("width", width), ("height", height)):
+        if not _is_int(side) or not 8 <= side <= MAX_DRAWING_SIDE:
+            raise RequestError(400, f"drawing {name} must be 8 to {MAX_DRAWING_SIDE}, got {side!r}")
+    if not isinstance(ink, list) or len(ink) != width * height:
+        count = len(ink) if isinstance(ink, list) else "no list"
+        raise RequestError(
+            400, f"drawing ink must hold width x height = {width * height} numbers, got {count}"
+        )
+    try:
+        ink = np.asarray(ink, dtype=np.float64).reshape(height, width)
+    except (TypeError, ValueError):
+        raise RequestError(400, "drawing ink must be numbers from 0 to 1") from None
+    if not np.isfinite(ink).all() or ink.min() < 0 or ink.max() > 1:
+        raise RequestError(400, "drawing ink must be finite numbers from 0 to 1")
+    try:
+        return prepare_digit((1.0 - ink).astype(np.float32))  # grey: 1 paper, 0 ink
+    except ImageError as error:
+        raise RequestError(422, str(error)) from None
+
+
+def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
+    classifier = explorer.require_classifier()
+    image = image_from_request(explorer, body)
+    disabled = body.get("disabled") or {}
+    if not isinstance(disabled, dict) or not all(
+        isinstance(v, list) and all(_is_int(i) for i in v) for v in disabled.values()
+    ):
+        raise RequestError(400, 'disabled must look like {"conv1": [0, 3]}')
+    box = body.get("cover")
+    if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_int, box))):
+        raise RequestError(
+            400, "cover must be [top, left, bottom, right] in pixels of the 28x28 image"
+        )
+    analysis = explain.analyse(classifier, image, disabled, tuple(box) if box else None)
+    return {
+        "image": analysis.image,
+        "probabilities": analysis.probabilities,
+        "prediction": analysis.prediction,
+        "label": classifier.class_names[analysis.prediction],
+        "layers": [
+            {"name": layer.name, "kind": layer.kind, "scale": layer.scale, "values": layer.values}
+            for layer in analysis.layers
+        ],
+    }
+
+
+def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
+    classifier = explorer.require_classifier()
+    image = image_from_request(explorer, body)
+    layer = body.get("layer")
+    position = [body.get(name) for name in ("channel", "row", "column")]
+    if not isinstance(layer, str) or not all(map(_is_int, position)):
+        raise RequestError(400, 'give layer (e.g. "conv1"), channel, row and column as integers')
+    if layer.startswith("conv"):
+        return explain.conv_arithmetic(classifier, image, layer, *position)
+    if layer.startswith("pool"):
+        return explain.pool_arithmetic(classifier, image, layer, *position)
+    raise RequestError(
+        400, f"unknown layer {layer!r}: the arithmetic is shown for conv and pool layers"
+    )
+
+
+def gradient(explorer: Explorer, body: dict) -> dict[str, Any]:
+    classifier = explorer.require_classifier()
+    image = image_from_request(explorer, body)
+    class_index = body.get("class")
+    if not _is_int(class_index):
+        raise RequestError(400, f"class must be an integer, got {class_index!r}")
+    return explain.class_gradients(classifier, image, class_index)
+
+
+def model_info(explorer: Explorer) -> dict[str, Any]:
+    classifier = explorer.classifier
+    running = explorer.run is not None and explorer.run.running()
+    if classifier is None:
+        return {
+            "ok": False,
+            "error": explorer.model_error,
+            "path": explorer.model_path,
+            "train_command": f"{TRAIN_COMMAND} --save {explorer.model_path}",
+            "training": running,
+        }
+    cnn = classifier.cnn
+    return {
+        "ok": True,
+        "path": explorer.model_path,
+        "training": running,
+        "dataset": explorer.dataset(),
+        "class_names": classifier.class_names,
+        "summary": cnn.summary(),
+        "stages": [
+            {
+                "name": f"conv{number}",
+                "filters": stage.out_channels,
+                "in_channels": stage.in_channels,
+                "kernel_size": stage.kernel_size,
+                "padding": stage.padding,
+                "conv_size": stage.conv_size,
+                "out_size": stage.out_size,
+            }
+            for number, stage in enumerate(cnn.stages, start=1)
+        ],
+        "hidden": [len(bias) for _, bias in classifier.head.weights[:-1]],
+        "num_features": cnn.num_features,
+        "filters": {
+            f"conv{number}": {"scale": float(np.abs(f).max()), "values": f}
+            for number, f in enumerate(cnn.filters, start=1)
+        },
+        "history": classifier.history,
+    }
+
+
+def test_set(explorer: Explorer) -> dict[str, Any]:
+    classifier = explorer.require_classifier()
+    images, labels = explorer.test_set()
+    report = explain.test_set_report(classifier, images, labels)
+    for mistake in report["mistakes"]:
+        mistake["image"] = images[mistake["index"]]
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON values; float arrays become {"shape", "data": base64 float32}, uint8 images
+    {"shape", "bytes": base64 uint8}, both little-endian and row-major; other integer arrays
+    nested lists."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == np.uint8:
+            return {"shape": list(value.shape), "bytes": _base64(value)}
+        if np.issubdtype(value.dtype, np.integer):
+            return value.tolist()  # counts (a confusion matrix): exact, and small
+        return {"shape": list(value.shape), "data": _base64(value.astype("<f4"))}
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _base64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+GET_ROUTES: dict[str, Callable[[Explorer], Any]] = {
+    "/api/model": model_info,
+    "/api/testset": test_set,
+}
+POST_ROUTES: dict[str, Callable[[Explorer, dict], Any]] = {
+    "/api/analyse": analyse,
+    "/api/arithmetic": arithmetic,
+    "/api/gradient": gradient,
+    "/api/train": lambda explorer, body: explorer.start_training(body.get("mode", "quick")),
+    "/api/train/stop": lambda explorer, body: explorer.stop_training(),
+}
+
+
+def static_files() -> dict[str, Path]:
+    """URL path -> file, for the page's own files only: nothing else is ever read."""
+    files = {
+        f"/{path.name}": path
+        for path in STATIC_DIR.iterdir()
+        if path.is_file() and path.suffix in CONTENT_TYPES
+    }
+    files["/"] = STATIC_DIR / "index.html"
+    return files
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """One request: a file of the page, a JSON answer, or the training event stream."""
+
+    explorer: Explorer  # set on the subclass make_server builds
+    files: dict[str, Path]
+    timeout = 30  # seconds a connection may sit idle: a stalled client cannot hold a thread
+    server_version = "SimpleCNN-explorer"
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path == "/api/train/events":
+                self.stream_events()
+            elif path in GET_ROUTES:
+                self.send_json(200, GET_ROUTES[path](self.explorer))
+            elif path in self.files:
+                self.send_file(self.files[path])
+            else:
+                raise RequestError(404, f"not found: {path}")
+        except RequestError as error:
+            self.send_json(error.status, {"error": str(error)})
+        except explain.ExplainError as error:
+            self.send_json(400, {"error": str(error)})
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path not in POST_ROUTES:
+                raise RequestError(404, f"not found: {path}")
+            status = 202 if path.startswith("/api/train") else 200
+            self.send_json(status, POST_ROUTES[path](self.explorer, self.read_json()))
+        except RequestError as error:
+            self.send_json(error.status, {"error": str(error)})
+        except explain.ExplainError as error:
+            self.send_json(400, {"error": str(error)})
+
+    def read_json(self) -> dict:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RequestError(411, "a POST needs a Content-Length header")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is never read
+            raise RequestError(413, f"request of {int(length):,} bytes; at most {MAX_BODY_BYTES:,}")
+        data = self.rfile.read(int(length))
+        try:
+            body = json.loads(data or b"{}", parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RequestError(
+                400, f"the body is not valid JSON ({' '.join(str(error).split())})"
+            ) from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "the body must be a JSON object")
+        return body
+
+    def send_json(self, status: int, value: Any) -> None:
+        data = json.dumps(to_json(value)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_file(self, path: Path) -> None:
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPES[path.suffix])
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def stream_events(self) -> None:
+        """Server-Sent Events: one "data:" line per training event, until the server stops."""
+        listener = self.explorer.listen()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        try:
+            self.wfile.write(b": connected\n\n")
+            self.wfile.flush()
+            while True:
+                try:
+                    message = listener.get(timeout=15)
+                except queue.Empty:
+                    message = ""  # a comment line keeps idle connections open
+                if message is None:
+                    break
+                self.wfile.write(f"data: {message}\n\n".encode() if message else b": idle\n\n")
+                self.wfile.flush()
+        except OSError:
+            pass  # the page went away
+        finally:
+            self.explorer.unlisten(listener)
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # one line per request would drown the terminal; errors reach the page
+
+
+def make_server(explorer: Explorer, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    """A threaded HTTP server for ``explorer`` on (host, port); port 0 picks a free one."""
+    handler = type("ExplorerHandler", (Handler,), {"explorer": explorer, "files": static_files()})
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True  # an open event stream must not keep the process alive
+    return server
+
+
+# --------------------------------------------------------------------------------------------
+# The program
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Serve the SimpleCNN explorer: draw a digit in the browser and see every "
+        "layer, filter, gradient and the training of the network.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--model", default="simple_cnn_model.npz", help="model file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s: this computer only; the page has no "
+        "login)",
+    )
+    parser.add_argument("--data-dir", help="dataset folder (default: next to download_mnist.py)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        sys.exit(f"error: --port must be 0 to 65535, got {args.port}")
+    explorer = Explorer(args.model, args.data_dir)
+    try:
+        server = make_server(explorer, args.host, args.port)
+    except OSError as error:
+        sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}")
+    host, port = server.server_address[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"SimpleCNN explorer: http://{shown_host}:{port}/  (Ctrl-C stops it)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: listening on {args.host}: anyone who can reach this computer can use the "
+            "page, which has no login, and start training runs",
+            file=sys.stderr,
+        )
+    if explorer.model_error:
+        print(
+            f"No model yet ({explorer.model_error}). Train one from the page, or with: "
+            f"{TRAIN_COMMAND} --save {args.model}",
+            flush=True,
+        )
+    signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # even when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop as Ctrl-C does
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    try:
+        server.server_close()
+        message = explorer.close()  # a training run saves first, as the trainer's Ctrl-C does
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        message = "Interrupted again: stopped without waiting for the training run to save."
+    if message:
+        print(message, file=sys.stderr)
+    print("Explorer stopped.", file=sys.stderr)
+    return 0
+
+
+def _raise_keyboard_interrupt(signal_number, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""A training run in a background thread, watched while it learns: what the explorer streams.
+
+It is the training program's own ``train()`` loop (simple_cnn_from_scratch.py), watched
+through its step hook: every ``every_seconds`` the hook takes a snapshot (the loss and
+accuracy so far, the filters, one digit's maps, and two figures of each layer's health) and
+hands it to ``publish``. The snapshot is cheap next to the steps between two of them, so the
+run trains at nearly the command line's speed (benchmarks/bench_explorer.py measures it).
+
+The two health figures, per layer:
+
+* dead fraction: the share of its ReLU units (every channel at every position, or every
+  hidden unit) that stay at zero for all of a fixed batch of validation images: they pass no
+  gradient, so they no longer learn;
+* update-to-weight ratio: how far the weights moved per step since the last snapshot,
+  ||W_now - W_before|| / (steps * ||W_now||). About 1e-3 is healthy; far below, the layer has
+  stopped learning; far above, the learning rate is too high for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import simple_cnn_from_scratch as trainer
+from inference import images_to_input
+from train_config import TrainConfig
+
+PROBE_IMAGES = 256  # validation images for the dead-unit count: enough to see a unit fire
+
+
+class TrainingRun:
+    """One run of ``trainer.train(config)`` in a thread, publishing snapshots as it goes.
+
+    ``publish(event)`` gets dicts: {"type": "started"}, {"type": "progress", ...} at most every
+    ``every_seconds``, {"type": "epoch", "record": ...} after each epoch, and one last event,
+    {"type": "finished" | "stopped" | "failed", "message": ...}. ``sample`` is the uint8 digit
+    (28, 28) whose maps are shown; ``probe`` uint8 images (N, 28, 28) for the dead-unit count.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        publish: Callable[[dict[str, Any]], None],
+        sample: np.ndarray,
+        probe: np.ndarray,
+        every_seconds: float = 0.5,
+    ):
+        self.config = config
+        self.publish = publish
+        self.sample = images_to_input(sample[np.newaxis])
+        self.probe = images_to_input(probe[:PROBE_IMAGES])
+        self.every_seconds = every_seconds
+        self.stop_request = trainer.StopRequest()
+        self.thread = threading.Thread(target=self._run, name="training", daemon=True)
+        self.result: dict[str, Any] | None = None  # the last event, once the run has ended
+        self._last_snapshot = 0.0
+        self._weights_then: list[np.ndarray] | None = None
+        self._steps_then = 0
+        self._epochs_published = 0
+
+    def start(self) -> None:
+        self.publish({"type": "started", "mode_config": _describe(self.config)})
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to stop after its current step; it saves, then ends with "stopped"."""
+        self.stop_request.set()
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            history = trainer.train(self.config, on_step=self._on_step, stop=self.stop_request)
+        except trainer.TrainingInterrupted as stopped:
+            self.result = {"type": "stopped", "message": str(stopped)}
+        except Exception as error:  # any failure ends the run with its message, never silently
+            self.result = {"type": "failed", "message": f"{type(error).__name__}: {error}"}
+        else:
+            self._publish_new_epochs(history["epochs"])
+            self.result = {
+                "type": "finished",
+                "message": f"Test accuracy {history['test_accuracy']:.4f}; saved to "
+                f"{self.config.save_path}",
+                "test_accuracy": history["test_accuracy"],
+                "test_loss": history["test_loss"],
+            }
+        self.publish(self.result)
+
+    def _on_step(self, model, epoch: int, step: int) -> None:
+        self._publish_new_epochs(model.history)
+        now = time.perf_counter()
+        if now - self._last_snapshot >= self.every_seconds:
+            self._last_snapshot = now
+            self.publish(self.snapshot(model, epoch, step))
+
+    def _publish_new_epochs(self, history: list[dict[str, Any]]) -> None:
+        for record in history[self._epochs_published :]:
+            self.publish({"type": "epoch", "record": record})
+        self._epochs_published = len(history)
+
+    def snapshot(self, model, epoch: int, step: int) -> dict[str, Any]:
+        """The run as it stands: progress, filters, the sample's maps, each layer's health."""
+        import keras_head  # loaded by the trainer already
+
+        sums = trainer.EpochSums(**model.partial_epoch)
+        loss, accuracy = (value for _, value in sums.means())
+        head_weights = keras_head.head_weights(model.head)
+        weights = [*model.cnn.filters, *(kernel for kernel, _ in head_weights)]
+        names = [f"conv{i}" for i in range(1, len(model.cnn.filters) + 1)]
+        names += [f"dense{i}" for i in range(1, len(head_weights) + 1)]
+        steps_done = model.conv_optimizer.iterations
+        ratios = self._update_ratios(weights, steps_done)
+        maps = model.cnn.feature_maps(self.sample)  # keeps nothing: safe between steps
+        return {
+            "type": "progress",
+            "epoch": epoch,
+            "epochs": self.config.epochs,
+            "step": step,
+            "steps": model.steps_per_epoch,
+            "loss": loss,
+            "accuracy": accuracy,
+            "images_per_second": sums.seen / sums.seconds if sums.seconds else None,
+            "filters": {name: f for name, f in zip(names, model.cnn.filters, strict=False)},
+            "maps": {
+                name: array[0] for name, array in maps.items() if name.startswith(("conv", "pool"))
+            },
+            "dead_fraction": self._dead_fractions(model, head_weights),
+            "update_ratio": dict(zip(names, ratios, strict=True)) if ratios else {},
+        }
+
+    def _update_ratios(self, weights: list[np.ndarray], steps_done: int) -> list[float] | None:
+        """Per layer, ||W_now - W_then|| / (steps * ||W_now||) since the last snapshot."""
+        ratios = None
+        steps = steps_done - self._steps_then
+        if self._weights_then is not None and steps > 0:
+            ratios = [
+                float(np.linalg.norm(now - then) / (steps * (np.linalg.norm(now) or 1.0)))
+                for now, then in zip(weights, self._weights_then, strict=True)
+            ]
+        self._weights_then = [np.array(w, copy=True) for w in weights]
+        self._steps_then = steps_done
+        return ratios
+
+    def _dead_fractions(self, model, head_weights) -> dict[str, float]:
+        """Per ReLU layer, the share of units at zero for every probe image."""
+        from inference import DenseHead
+
+        maps = model.cnn.feature_maps(self.probe)
+        fractions = {}
+        for number in range(1, len(model.cnn.stages) + 1):
+            fired = (maps[f"relu{number}"] > 0).any(axis=0)  # (F, H, W): fired for some image
+            fractions[f"conv{number}"] = float(1 - fired.mean())
+        features = maps[f"pool{len(model.cnn.stages)}"].reshape(len(self.probe), -1)
+        for number, hidden in enumerate(DenseHead(head_weights).forward(features)[:-1], 1):
+            fractions[f"dense{number}"] = float(1 - (hidden > 0).any(axis=0).mean())
+        return fractions
+
+
+def _describe(config: TrainConfig) -> dict[str, Any]:
+    return {
+        "epochs": config.epochs,
+        "limit": config.limit,
+        "batch_size": config.batch_size,
+        "filters": list(config.filters),
+        "save_path": config.save_path,
+    }
