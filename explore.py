@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import download_mnist
 import explain
@@ -534,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         sys.exit(f"error: --port must be 0 to 65535, got {args.port}")
+    # One BLAS thread for the whole server: each request is one small image, and BLAS's own
+    # threads, left spinning after a request, would slow a training run in the background.
+    threadpool_limits(1, user_api="blas")
     explorer = Explorer(args.model, args.data_dir)
     try:
         server = make_server(explorer, args.host, args.port)

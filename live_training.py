@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
+import process_tuning
 import simple_cnn_from_scratch as trainer
 from inference import images_to_input
 from train_config import TrainConfig
 
-PROBE_IMAGES = 256  # validation images for the dead-unit count: enough to see a unit fire
+PROBE_IMAGES = 128  # test images for the dead-unit count: enough to see a live unit fire
 
 
 class TrainingRun:
@@ -99,7 +100,11 @@ class TrainingRun:
         now = time.perf_counter()
         if now - self._last_snapshot >= self.every_seconds:
             self._last_snapshot = now
-            self.publish(self.snapshot(model, epoch, step))
+            # One BLAS thread, as in the steps: BLAS's own threads would spin on after the
+            # snapshot and slow the next steps far more than the snapshot itself costs.
+            with process_tuning.blas_single_threaded():
+                event = self.snapshot(model, epoch, step)
+            self.publish(event)
 
     def _publish_new_epochs(self, history: list[dict[str, Any]]) -> None:
         for record in history[self._epochs_published :]:
