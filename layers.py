@@ -339,8 +339,65 @@ def unshift_filter_gradient(d_shifted: np.ndarray, filters_shape: tuple) -> np.n
     return sum(d_shifted[:, u, v, :, u : u + k, v : v + k] for u in range(2) for v in range(2))
 
 
+WINDOWS_FROM_FILTERS = 32  # see choose_columns
+
+
+def choose_columns(n_filters: int) -> str:
+    """How conv2d_maxpool2d lays out its matrix product: "patches" or "windows".
+
+    "patches" copies one (K + 1) x (K + 1) patch per pooling window and multiplies it by the
+    filters shifted to its four corners: the smallest copy, but the shifted filters' zeros cost
+    (K + 1)^2 / K^2 the multiply-adds. "windows" is im2col with its columns grouped by pooling
+    position: a bigger copy, no wasted multiply-adds. Few filters make a layer's work mostly
+    copying, many make it mostly multiplying: from WINDOWS_FROM_FILTERS filters on, the
+    multiply-adds the shifted filters waste cost more than the smaller copy saves (see
+    benchmarks/README.md). A rule on the shape alone, so a run computes the same numbers on
+    every machine and every resume.
+    """
+    return "windows" if n_filters >= WINDOWS_FROM_FILTERS else "patches"
+
+
+def pooling_windows(x_padded: np.ndarray, k: int) -> np.ndarray:
+    """im2col with its columns grouped by pooling-window position.
+
+    x_padded: (N, C, H, W), batch-last, with H - K + 1 and W - K + 1 even. Returns
+    (C * K * K, 4 * Ho/2 * Wo/2 * N): column (u, v, i, j, n) holds the K x K window under
+    convolution pixel (2i + u, 2j + v) of image n, that is pixel (u, v) of pooling window (i, j),
+    ordered (c, a, b) like a filter.
+    """
+    n_images, channels, height, width = x_padded.shape
+    out_height, out_width = height - k + 1, width - k + 1
+    windows = sliding_window_view(x_padded, (k, k), axis=(2, 3))  # (N, C, Ho, Wo, K, K), no copy
+    # Split each output axis into (window, position in the window): still a view.
+    windows = windows.reshape(n_images, channels, out_height // 2, 2, out_width // 2, 2, k, k)
+    return windows.transpose(1, 6, 7, 3, 5, 2, 4, 0).reshape(channels * k * k, -1)  # the copy
+
+
+def windows_to_image(d_windows: np.ndarray, x_shape: tuple, k: int) -> np.ndarray:
+    """The adjoint of pooling_windows: add each window's gradient back where it was copied from.
+
+    d_windows: (C * K * K, 4 * Ho/2 * Wo/2 * N) -> d_x_padded of x_shape = (N, C, H, W),
+    batch-last. One add per filter tap (a, b), into a strided view of the image.
+    """
+    n_images, channels, height, width = x_shape
+    out_height, out_width = height - k + 1, width - k + 1
+    d_windows = d_windows.reshape(channels, k, k, 2, 2, out_height // 2, out_width // 2, n_images)
+    d_x_padded = np.zeros((channels, height, width, n_images), dtype=d_windows.dtype)
+    for a in range(k):
+        for b in range(k):
+            # Tap (a, b) of convolution pixel (2i + u, 2j + v) read image pixel (2i + u + a, ...).
+            pixels = d_x_padded[:, a : a + out_height, b : b + out_width]
+            pixels = pixels.reshape(channels, out_height // 2, 2, out_width // 2, 2, n_images)
+            pixels.transpose(0, 2, 4, 1, 3, 5)[...] += d_windows[:, a, b]
+    return d_x_padded.transpose(3, 0, 1, 2)
+
+
 def conv2d_maxpool2d_forward_fast(
-    x: np.ndarray, filters: np.ndarray, padding: int = 0, need_cache: bool = True
+    x: np.ndarray,
+    filters: np.ndarray,
+    padding: int = 0,
+    need_cache: bool = True,
+    columns: str | None = None,
 ):
     """Convolution, then 2x2 max-pooling with stride 2, as one matrix multiply and one maximum.
 
@@ -348,6 +405,7 @@ def conv2d_maxpool2d_forward_fast(
     batch-last, where Ho = H + 2p - K + 1 (likewise Wo). Equal to
     maxpool2d_forward_fast(conv2d_forward_fast(x, filters, padding), 2, 2). ``need_cache=False``
     keeps nothing for the backward pass (inference) and returns None for the cache.
+    ``columns`` is "patches" or "windows" (see choose_columns; None chooses by the shape).
     """
     n_filters, _, k, _ = filters.shape
     if k % 2 == 0:
@@ -367,10 +425,15 @@ def conv2d_maxpool2d_forward_fast(
     # pooling drops it), so the input pixels only it would read are cut off here: the rest is
     # even, K being odd, and its gradient is zero (see the backward pass).
     used = x_padded[:, :, : out_height // 2 * 2 + k - 1, : out_width // 2 * 2 + k - 1]
-    patches = pooling_patches(used, k)  # (C (K + 1)^2, Ho/2 Wo/2 N)
-    weights = shifted_filters(filters)  # (4F, C (K + 1)^2)
-    # conv[f, u * 2 + v] holds the convolution at pixel (u, v) of every pooling window.
-    conv = (weights @ patches).reshape(n_filters, 4, -1)
+    columns = columns or choose_columns(n_filters)
+    if columns == "patches":
+        matrix = pooling_patches(used, k)  # (C (K + 1)^2, Ho/2 Wo/2 N)
+        weights = shifted_filters(filters)  # (4F, C (K + 1)^2)
+    else:
+        matrix = pooling_windows(used, k)  # (C K^2, 4 Ho/2 Wo/2 N)
+        weights = filters.reshape(n_filters, -1)  # (F, C K^2)
+    # Either way, conv[f, u * 2 + v] holds the convolution at pixel (u, v) of every window.
+    conv = (weights @ matrix).reshape(n_filters, 4, -1)
     pooled = conv.max(axis=1)  # (F, Ho/2 Wo/2 N): the maximum of each window's four pixels
     out = pooled.reshape(n_filters, out_height // 2, out_width // 2, n_images).transpose(3, 0, 1, 2)
     if not need_cache:
@@ -383,7 +446,8 @@ def conv2d_maxpool2d_forward_fast(
         # a > b on booleans is "a and not b": a later tie for the maximum is not the first.
         np.greater(is_first_max[:, position], seen, out=is_first_max[:, position])
         seen |= is_first_max[:, position]
-    return out, (x_padded.shape, used.shape, patches, weights, is_first_max, filters.shape, padding)
+    cache = (columns, x_padded.shape, used.shape, matrix, weights, is_first_max, filters.shape)
+    return out, (*cache, padding)
 
 
 def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):
@@ -391,21 +455,27 @@ def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = Tr
 
     Pooling first: each window's gradient goes to its first maximum (positions in row-major
     order), as in maxpool2d_backward_fast. Then the convolution, as in conv2d_backward_fast with
-    patches for im2col's columns and the shifted filters for the filters.
+    the forward pass's matrix (patches or windows) for im2col's columns.
     """
-    x_padded_shape, used_shape, patches, weights, is_first_max, filters_shape, padding = cache
+    columns, x_padded_shape, used_shape, matrix, weights, is_first_max, filters_shape, padding = (
+        cache
+    )
     n_filters = filters_shape[0]
     d_pooled = d_out.transpose(1, 2, 3, 0).reshape(n_filters, 1, -1)  # (F, 1, Ho/2 Wo/2 N)
     # Each window's gradient goes to its first maximum, nothing to its other pixels.
-    d_conv = (d_pooled * is_first_max).reshape(4 * n_filters, -1)  # (4F, Ho/2 Wo/2 N)
-    # d_weights = d_conv @ patches.T, computed as (patches @ d_conv.T).T: with the tall operand
-    # first OpenBLAS is faster here (measured: 0.35 against 0.39 ms for conv1, 64 images).
-    d_weights = (patches @ d_conv.T).T  # (4F, C (K + 1)^2)
-    d_filters = unshift_filter_gradient(d_weights, filters_shape)
+    d_conv = (d_pooled * is_first_max).reshape(weights.shape[0], -1)  # as weights @ matrix
+    # d_weights = d_conv @ matrix.T, computed as (matrix @ d_conv.T).T: with the tall operand
+    # first OpenBLAS is faster here.
+    d_weights = (matrix @ d_conv.T).T
+    if columns == "patches":
+        d_filters = unshift_filter_gradient(d_weights, filters_shape)
+    else:
+        d_filters = d_weights.reshape(filters_shape)
     if not need_d_x:
         return None, d_filters
-    d_patches = weights.T @ d_conv  # (C (K + 1)^2, Ho/2 Wo/2 N)
-    d_x_padded = patches_to_image(d_patches, used_shape, filters_shape[2])
+    d_matrix = weights.T @ d_conv
+    to_image = patches_to_image if columns == "patches" else windows_to_image
+    d_x_padded = to_image(d_matrix, used_shape, filters_shape[2])
     if used_shape != x_padded_shape:  # the pixels cut off in the forward pass get no gradient
         d_x_full = np.zeros(x_padded_shape[1:] + x_padded_shape[:1], dtype=d_x_padded.dtype)
         d_x_full = d_x_full.transpose(3, 0, 1, 2)  # (N, C, H, W), batch-last like the rest

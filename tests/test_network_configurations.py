@@ -196,6 +196,28 @@ def test_an_even_kernel_trains_through_the_unfused_fast_layers():
         assert rel_error(ours, reference) < 1e-12
 
 
+def test_wide_stages_take_the_windows_layout_and_agree_with_the_loops_and_tensorflow():
+    # From 32 filters on, the fused layer multiplies im2col windows instead of shifted filters.
+    kwargs = dict(filters=(32, 33), kernel_sizes=3, paddings=(0, 1), input_shape=(2, 11, 10))
+    fast = SimpleCNN(**kwargs, seed=3, dtype=np.float64)
+    loops = SimpleCNN(**kwargs, seed=3, impl="loops", dtype=np.float64)
+    assert [layers.choose_columns(s.out_channels) for s in fast.stages] == ["windows"] * 2
+    assert layers.choose_columns(31) == "patches"
+    x, d = random_batch(fast, 2, 3)
+    features = fast.forward(x)
+    d_filters = fast.backward(d, 0)
+    assert rel_error(features, loops.forward(x)) < 1e-12
+    for ours, reference in zip(d_filters, loops.backward(d, 0), strict=True):
+        assert rel_error(ours, reference) < 1e-12
+    tf_features, (tf_d_x, *tf_d_filters) = tf_value_and_grads(
+        tf_stages([0, 1]), [x, *fast.filters], d
+    )
+    assert rel_error(features, tf_features) < 1e-9
+    for ours, theirs in zip(d_filters, tf_d_filters, strict=True):
+        assert rel_error(ours, theirs) < 1e-9
+    assert rel_error(fast.gradients(x, d).input, tf_d_x) < 1e-9
+
+
 def test_one_stage_network_has_no_conv2_filters():
     cnn = SimpleCNN(filters=(8,), kernel_sizes=5, paddings=2)
     assert cnn.conv1_filters.shape == (8, 1, 5, 5) and cnn.num_features == 8 * 14 * 14

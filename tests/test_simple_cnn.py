@@ -455,8 +455,8 @@ def conv_pool_cases(draw, values: str):
 
 
 @HYPOTHESIS
-@given(case=conv_pool_cases(values="integers"))
-def test_fused_conv2d_maxpool2d_equals_conv2d_then_maxpool2d_ties_included(case):
+@given(case=conv_pool_cases(values="integers"), columns=st.sampled_from(["patches", "windows"]))
+def test_fused_conv2d_maxpool2d_equals_conv2d_then_maxpool2d_ties_included(case, columns):
     x, filters, padding, d_out = case
     conv, conv_cache = layers.conv2d_forward_fast(x, filters, padding)
     pooled, pool_cache = layers.maxpool2d_forward_fast(conv, 2, 2)
@@ -464,7 +464,7 @@ def test_fused_conv2d_maxpool2d_equals_conv2d_then_maxpool2d_ties_included(case)
         layers.maxpool2d_backward_fast(d_out, pool_cache), conv_cache
     )
 
-    fused, fused_cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    fused, fused_cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding, columns=columns)
     fused_d_x, fused_d_filters = layers.conv2d_maxpool2d_backward_fast(d_out, fused_cache)
 
     np.testing.assert_array_equal(fused, pooled)  # integers: exact, ties and all
@@ -481,15 +481,16 @@ def test_fused_conv2d_maxpool2d_equals_conv2d_then_maxpool2d_ties_included(case)
 
 
 @HYPOTHESIS
-@given(case=conv_pool_cases(values="distinct"))
-def test_fused_conv2d_maxpool2d_backward_matches_finite_differences(case):
+@given(case=conv_pool_cases(values="distinct"), columns=st.sampled_from(["patches", "windows"]))
+def test_fused_conv2d_maxpool2d_backward_matches_finite_differences(case, columns):
     x, filters, padding, d_out = case
-    _, cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding)
+    _, cache = layers.conv2d_maxpool2d_forward_fast(x, filters, padding, columns=columns)
     d_x, d_filters = layers.conv2d_maxpool2d_backward_fast(d_out, cache)
     _, d_filters_only = layers.conv2d_maxpool2d_backward_fast(d_out, cache, need_d_x=False)
 
     def loss() -> float:
-        return float(np.sum(layers.conv2d_maxpool2d_forward_fast(x, filters, padding)[0] * d_out))
+        out, _ = layers.conv2d_maxpool2d_forward_fast(x, filters, padding, columns=columns)
+        return float(np.sum(out * d_out))
 
     assert rel_error(d_x, numerical_gradient(loss, x)) < 1e-6
     assert rel_error(d_filters, numerical_gradient(loss, filters)) < 1e-6
