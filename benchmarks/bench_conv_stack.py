@@ -204,7 +204,7 @@ def conv_stack_flops_per_image(cnn: SimpleCNN) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument(
         "--network",
         choices=NETWORKS,
