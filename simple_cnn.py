@@ -590,7 +590,7 @@ class SimpleCNN:
         if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
             raise ValueError(
                 f"input has dtype {dtype}, but SimpleCNN takes float pixels scaled to [0, 1]; "
-                "for 0-255 images pass x / 255 (model_file.images_to_input does that)"
+                "for 0-255 images pass x / 255 (inference.images_to_input does that)"
             )
         x = self._as_finite_array(x, "input")
         if x.shape == self.input_shape:
