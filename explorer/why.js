@@ -1,0 +1,103 @@
+// Why this answer: the gradient of one class's score (its logit) with respect to the input
+// image and to each stage's pooled maps (/api/gradient). A gradient says, pixel by pixel, how
+// the score would change if that pixel (or activation) grew a little: the same numbers the
+// backward pass uses to train the network, asked about one class instead of the loss.
+
+import { drawGrey, drawMap, scaleLegend } from "./maps.js";
+import { drawMapGrid, mapFigure } from "./layers.js";
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class WhyView {
+  /**
+   * @param {HTMLElement} root  the section's body (#why)
+   * @param {(classIndex: number) => void} onPick  a class button was pressed
+   */
+  constructor(root, onPick) {
+    this.root = root;
+    this.onPick = onPick;
+    this.picker = root.querySelector("#why-classes");
+    this.question = root.querySelector("#why-question");
+    this.imageCanvas = root.querySelector("#why-image");
+    this.gradientCanvas = root.querySelector("#why-gradient");
+    this.inputLegend = root.querySelector("#why-input-legend");
+    this.stages = root.querySelector("#why-stages");
+  }
+
+  /** One button per class, named as the model names its classes. */
+  setClasses(classNames) {
+    this.classNames = classNames;
+    this.picker.replaceChildren(
+      ...classNames.map((name, index) => {
+        const button = element("button", "why-class", name);
+        button.type = "button";
+        button.dataset.class = String(index);
+        button.addEventListener("click", () => this.onPick(index));
+        return button;
+      }),
+    );
+    this.stages.replaceChildren();
+    delete this.stages.dataset.shape; // a new model: the stage blocks are built again
+  }
+
+  clear() {
+    this.question.textContent = "Draw a digit, or pick one from the test set, to ask.";
+    this.root.classList.add("empty");
+  }
+
+  /** Draw /api/gradient's answer; `image` is the 28x28 image it is about. */
+  show(gradient, image, predicted) {
+    this.root.classList.remove("empty");
+    const name = this.classNames[gradient.class];
+    this.question.textContent =
+      `What would make this a ${name}? Its score for ${name} (the logit) is ` +
+      `${gradient.logit.toFixed(2)}` +
+      (gradient.class === predicted ? ", the highest: it is the network's answer." : ".");
+    this.picker.querySelectorAll(".why-class").forEach((button) => {
+      const picked = Number(button.dataset.class) === gradient.class;
+      button.classList.toggle("picked", picked);
+      button.setAttribute("aria-pressed", String(picked));
+    });
+
+    drawGrey(this.imageCanvas, image, 168);
+    const inputScale = gradient.input.maxAbs();
+    drawMap(this.gradientCanvas, gradient.input, inputScale, 168);
+    this.inputLegend.replaceChildren(
+      scaleLegend(inputScale, "change of the score per unit of ink"),
+    );
+
+    // One block per stage's pooled maps, built once per network shape.
+    const names = Object.keys(gradient.pooled);
+    const shape = names.map((n) => gradient.pooled[n].shape.join("x")).join(";");
+    if (this.stages.dataset.shape !== shape) {
+      this.stages.dataset.shape = shape;
+      this.stages.replaceChildren(
+        ...names.map((stage) => {
+          const block = element("section", "layer");
+          block.dataset.layer = stage;
+          const maps = gradient.pooled[stage];
+          const heading = element("h3", "", `d score / d ${stage}`);
+          heading.append(element("span", "dims", `${maps.shape[0]} maps`));
+          const grid = element("div", "map-grid");
+          for (let channel = 0; channel < maps.shape[0]; channel++) {
+            grid.append(mapFigure(`why-${stage}`, channel, String(channel)));
+          }
+          block.append(heading, element("div", "legend-slot"), grid);
+          return block;
+        }),
+      );
+    }
+    for (const stage of names) {
+      const block = this.stages.querySelector(`[data-layer="${stage}"]`);
+      const maps = gradient.pooled[stage];
+      const scale = maps.maxAbs();
+      block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale, `this layer`));
+      drawMapGrid(block.querySelector(".map-grid"), maps, scale);
+    }
+  }
+}
