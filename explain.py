@@ -94,19 +94,13 @@ def cover(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarra
     return covered
 
 
-def analyse(
-    classifier: Classifier,
-    image: np.ndarray,
-    disabled: dict[str, list[int]] | None = None,
-    box: tuple[int, int, int, int] | None = None,
-) -> Analysis:
+def analyse(classifier: Classifier, image: np.ndarray) -> Analysis:
     """The probabilities and every layer's output for one uint8 image (28, 28).
 
-    ``disabled`` switches filters off (see network_with_filters_off); ``box`` covers part of
-    the image (see cover).
+    Experiments change the arguments: a classifier whose network has filters switched off
+    (network_with_filters_off), an image partly covered (cover).
     """
-    cnn = network_with_filters_off(classifier.cnn, disabled or {})
-    image = cover(image, box)
+    cnn = classifier.cnn
     maps = cnn.feature_maps(images_to_input(image[np.newaxis]))
     layers = []
     for number in range(1, len(cnn.stages) + 1):
@@ -235,7 +229,8 @@ def class_gradients(classifier: Classifier, image: np.ndarray, class_index: int)
 def test_set_report(
     classifier: Classifier, images: np.ndarray, labels: np.ndarray, mistakes: int = 36
 ) -> dict:
-    """Accuracy, the confusion matrix (true class x predicted class) and the ``mistakes`` most
+    """Accuracy, the confusion matrix (true class x predicted class), one example per cell (the
+    index of its most confident member, or None for an empty cell) and the ``mistakes`` most
     confident mistakes (index, true, predicted, probability), most confident first."""
     probabilities = classifier.predict_proba(images)
     predicted = probabilities.argmax(axis=1)
@@ -245,10 +240,16 @@ def test_set_report(
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
     shown = wrong[np.argsort(-confidence, kind="stable")][:mistakes]
+    # One digit per cell of the matrix to show when it is clicked: its most confident member.
+    examples = [[None] * classes for _ in range(classes)]
+    for true, guess in zip(*np.nonzero(confusion), strict=True):
+        members = np.flatnonzero((labels == true) & (predicted == guess))
+        examples[true][guess] = int(members[np.argmax(probabilities[members, guess])])
     return {
         "accuracy": float((predicted == labels).mean()),
         "count": len(labels),
         "confusion": confusion,
+        "examples": examples,
         "mistakes": [
             {
                 "index": int(index),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import http.server
 import json
 import queue
@@ -230,7 +231,10 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
         raise RequestError(422, str(error)) from None
 
 
-def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
+def subject(explorer: Explorer, body: dict) -> tuple[inference.Classifier, np.ndarray, dict]:
+    """The model and the image a request is about, with the page's experiments applied:
+    ``"disabled": {"conv1": [0, 3]}`` switches filters off, ``"cover": [top, left, bottom,
+    right]`` blanks part of the 28x28 image. Returns them and the experiments (empty: none)."""
     classifier = explorer.require_classifier()
     image = image_from_request(explorer, body)
     disabled = body.get("disabled") or {}
@@ -243,7 +247,20 @@ def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
         raise RequestError(
             400, "cover must be [top, left, bottom, right] in pixels of the 28x28 image"
         )
-    analysis = explain.analyse(classifier, image, disabled, tuple(box) if box else None)
+    experiments = {}
+    if disabled:
+        cnn = explain.network_with_filters_off(classifier.cnn, disabled)
+        classifier = dataclasses.replace(classifier, cnn=cnn)  # the shared one is untouched
+        experiments["disabled"] = disabled
+    if box:
+        image = explain.cover(image, tuple(box))
+        experiments["cover"] = box
+    return classifier, image, experiments
+
+
+def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
+    classifier, image, experiments = subject(explorer, body)
+    analysis = explain.analyse(classifier, image)
     return {
         "image": analysis.image,
         "probabilities": analysis.probabilities,
@@ -253,32 +270,33 @@ def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
             {"name": layer.name, "kind": layer.kind, "scale": layer.scale, "values": layer.values}
             for layer in analysis.layers
         ],
+        "experiments": experiments,
     }
 
 
 def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
-    classifier = explorer.require_classifier()
-    image = image_from_request(explorer, body)
+    classifier, image, experiments = subject(explorer, body)
     layer = body.get("layer")
     position = [body.get(name) for name in ("channel", "row", "column")]
     if not isinstance(layer, str) or not all(map(_is_int, position)):
         raise RequestError(400, 'give layer (e.g. "conv1"), channel, row and column as integers')
     if layer.startswith("conv"):
-        return explain.conv_arithmetic(classifier, image, layer, *position)
-    if layer.startswith("pool"):
-        return explain.pool_arithmetic(classifier, image, layer, *position)
-    raise RequestError(
-        400, f"unknown layer {layer!r}: the arithmetic is shown for conv and pool layers"
-    )
+        answer = explain.conv_arithmetic(classifier, image, layer, *position)
+    elif layer.startswith("pool"):
+        answer = explain.pool_arithmetic(classifier, image, layer, *position)
+    else:
+        raise RequestError(
+            400, f"unknown layer {layer!r}: the arithmetic is shown for conv and pool layers"
+        )
+    return {**answer, "experiments": experiments}
 
 
 def gradient(explorer: Explorer, body: dict) -> dict[str, Any]:
-    classifier = explorer.require_classifier()
-    image = image_from_request(explorer, body)
+    classifier, image, experiments = subject(explorer, body)
     class_index = body.get("class")
     if not _is_int(class_index):
         raise RequestError(400, f"class must be an integer, got {class_index!r}")
-    return explain.class_gradients(classifier, image, class_index)
+    return {**explain.class_gradients(classifier, image, class_index), "experiments": experiments}
 
 
 def model_info(explorer: Explorer) -> dict[str, Any]:
@@ -436,7 +454,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if length is None or not length.isdigit():
             raise RequestError(411, "a POST needs a Content-Length header")
         if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is never read
+            self.close_connection = True  # the body is never parsed
+            self.discard_body(int(length))
             raise RequestError(413, f"request of {int(length):,} bytes; at most {MAX_BODY_BYTES:,}")
         data = self.rfile.read(int(length))
         try:
@@ -448,6 +467,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise RequestError(400, "the body must be a JSON object")
         return body
+
+    def discard_body(self, length: int) -> None:
+        """Read what the client is sending of a body we refuse, briefly and up to a bound.
+
+        Closing a connection with unread bytes makes the system send a reset, and the client
+        then may never see the answer that says why it was refused.
+        """
+        self.connection.settimeout(0.5)
+        try:
+            remaining = min(length, 2 * MAX_BODY_BYTES)
+            while remaining > 0 and (chunk := self.rfile.read1(min(remaining, 65536))):
+                remaining -= len(chunk)
+        except OSError:
+            pass  # a slow or vanished client: the answer goes out all the same
+        finally:
+            self.connection.settimeout(self.timeout)
 
     def send_json(self, status: int, value: Any) -> None:
         data = json.dumps(to_json(value)).encode()
@@ -496,12 +531,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # one line per request would drown the terminal; errors reach the page
 
 
-def make_server(explorer: Explorer, host: str, port: int) -> http.server.ThreadingHTTPServer:
+class ExplorerHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # an open event stream must not keep the process alive
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exception(), ConnectionError):
+            return  # the page went away mid-answer (a reload, a closed tab): nothing to report
+        super().handle_error(request, client_address)
+
+
+def make_server(explorer: Explorer, host: str, port: int) -> ExplorerHTTPServer:
     """A threaded HTTP server for ``explorer`` on (host, port); port 0 picks a free one."""
     handler = type("ExplorerHandler", (Handler,), {"explorer": explorer, "files": static_files()})
-    server = http.server.ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True  # an open event stream must not keep the process alive
-    return server
+    return ExplorerHTTPServer((host, port), handler)
 
 
 # --------------------------------------------------------------------------------------------

@@ -239,6 +239,24 @@ def test_experiments_switch_filters_off_and_cover_the_image(client):
     assert np.array_equal(decode(again["probabilities"]), decode(plain["probabilities"]))
 
 
+def test_the_arithmetic_and_the_gradient_see_the_experiments_too(client):
+    experiment = {"test_index": 0, "disabled": {"conv1": [1]}, "cover": [0, 0, 28, 10]}
+    _, analysed = client.post("/api/analyse", experiment)
+    conv1 = decode(analysed["layers"][0]["values"])
+    for channel, row, column in [(1, 5, 5), (0, 14, 20)]:
+        _, answer = client.post(
+            "/api/arithmetic",
+            {**experiment, "layer": "conv1", "channel": channel, "row": row, "column": column},
+        )
+        assert answer["value"] == pytest.approx(conv1[channel, row, column], abs=1e-6)
+        assert answer["sum"] == pytest.approx(answer["value"], abs=1e-5)
+        assert answer["experiments"] == {"disabled": {"conv1": [1]}, "cover": [0, 0, 28, 10]}
+    _, covered = client.post("/api/gradient", {**experiment, "class": 3})
+    _, plain = client.post("/api/gradient", {"test_index": 0, "class": 3})
+    assert covered["logit"] != plain["logit"] and covered["experiments"]
+    assert plain["experiments"] == {}
+
+
 def test_the_test_set_report(client):
     status, report = client.get("/api/testset")
     assert status == 200
@@ -252,6 +270,13 @@ def test_the_test_set_report(client):
         (m["probability"] for m in mistakes), reverse=True
     )
     labels = load_dataset()[3]
+    _, _, _, test_labels = load_dataset()
+    for true in range(10):
+        for guess in range(10):
+            example = report["examples"][true][guess]
+            assert (example is None) == (confusion[true, guess] == 0)
+            if example is not None:
+                assert test_labels[example] == true
     for mistake in mistakes[:3]:
         assert mistake["true"] == labels[mistake["index"]]
         assert decode(mistake["image"]).shape == (28, 28)
@@ -409,12 +434,52 @@ def test_bad_requests_get_a_4xx_with_one_line_and_the_server_keeps_serving(
 
 
 def test_an_oversized_request_is_refused_unread(client):
-    body = b"{" + b" " * 1_000_001 + b"}"
-    status, answer = client.post("/api/analyse", raw=body)
-    assert status == 413 and "at most 1,000,000" in answer["error"]
-    status, _ = client.request("POST", "/api/analyse", b"{}", {"Content-Length": "99999999999"})
-    assert status == 413
+    import socket
+
+    for claimed in (1_000_001, 99_999_999_999):
+        with socket.create_connection(("127.0.0.1", client.port), timeout=10) as sock:
+            # The headers and a first bit of the body: the answer comes without the rest.
+            sock.sendall(
+                f"POST /api/analyse HTTP/1.0\r\nContent-Length: {claimed}\r\n\r\n{{".encode()
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"413"
+        assert "at most 1,000,000" in json.loads(body)["error"]
     assert client.get("/api/model")[0] == 200
+
+
+def test_a_page_that_goes_away_mid_answer_is_no_error(model_path):
+    import socket
+
+    program = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "explore.py"),
+            "--model",
+            str(model_path),
+            "--port",
+            "0",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(program.stdout.readline().split(":")[3].split("/")[0])
+        for _ in range(5):  # ask for the biggest answer, then hang up at once
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"GET /api/testset HTTP/1.0\r\n\r\n")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        assert Client(port).get("/api/model")[0] == 200  # still serving
+        program.send_signal(signal.SIGINT)
+        _, stderr = program.communicate(timeout=30)
+    finally:
+        program.kill()
+    assert "Traceback" not in stderr and "Error" not in stderr
 
 
 def test_a_post_without_length_is_refused(client):
