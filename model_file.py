@@ -306,9 +306,12 @@ def _read_model(members: _Members) -> SavedModel:
 
     config = members.json("config", dict)
     try:
-        train_config.check_saved_settings(config)
+        settings = train_config.check_saved_settings(config)
     except ValueError as error:
         raise members.error(f"damaged model file: bad training record ({error})") from None
+    step = members.integer("step")
+    partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
+    _check_position(step, partial_epoch, settings.batch_size, members)
     return SavedModel(
         architecture=architecture,
         conv_filters=conv_filters,
@@ -318,8 +321,8 @@ def _read_model(members: _Members) -> SavedModel:
         conv_optimizer_state=conv_state,
         head_optimizer_state=head_optimizer_state,
         epoch=members.integer("epoch"),
-        step=members.integer("step"),
-        partial_epoch=_check_partial_epoch(members.json("partial_epoch", dict), members),
+        step=step,
+        partial_epoch=partial_epoch,
         config=config,
         history=_check_history(members.json("history", list), members),
     )
@@ -441,6 +444,21 @@ def _check_partial_epoch(partial_epoch: dict, members: _Members) -> dict:
     ):
         raise members.error("damaged model file: bad training record (partial_epoch)")
     return partial_epoch
+
+
+def _check_position(step: int, partial_epoch: dict, batch_size: int, members: _Members) -> None:
+    """The running sums agree with the step: none before the epoch's first step (or all zero,
+    for a run stopped before it), and after ``step`` full batches at most that many images.
+
+    A resumed run starts from these sums: a step without them would divide by zero, and sums
+    without a step would count images this epoch never trained on.
+    """
+    seen = partial_epoch.get("seen", 0)
+    if (step == 0 and seen != 0) or (step > 0 and not 0 < seen <= step * batch_size):
+        raise members.error(
+            f"damaged model file: bad training record (partial_epoch counts {seen} images "
+            f"after {step} steps of {batch_size})"
+        )
 
 
 def _check_history(history: list, members: _Members) -> list:

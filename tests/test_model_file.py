@@ -290,6 +290,34 @@ def test_other_architectures_and_bad_contents_are_refused(saved, tmp_path, chang
     assert "\n" not in str(error.value)
 
 
+def set_position(step, **partial_epoch):
+    """A change for rewrite(): the position a mid-epoch save records (step, running sums)."""
+
+    def change(arrays):
+        arrays["step"] = np.array(step)
+        arrays["partial_epoch"] = np.array(json.dumps(partial_epoch))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (set_position(3), "partial_epoch"),  # mid-epoch, but no running sums
+        (set_position(3, loss_sum=0.0, correct=0, seen=0, seconds=0.0), "partial_epoch"),
+        (set_position(0, loss_sum=9.0, correct=9, seen=10**9, seconds=1.0), "partial_epoch"),
+        (set_position(3, loss_sum=9.0, correct=9, seen=97, seconds=1.0), "partial_epoch"),
+    ],
+    ids=["step-without-sums", "step-with-no-images", "sums-without-step", "more-than-the-steps"],
+)
+def test_a_position_that_contradicts_its_running_sums_is_refused(saved, tmp_path, change, problem):
+    path = tmp_path / "position.npz"
+    rewrite(saved[0], path, change)  # the fixture's batch size is 32: 3 steps are 96 images
+    with pytest.raises(ModelFileError, match=problem) as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
+
+
 def test_head_optimizer_state_that_does_not_fit_is_refused_when_resuming(saved, tmp_path):
     path = tmp_path / "changed.npz"
     last = len(load_model(saved[0]).head_optimizer_state) - 1
