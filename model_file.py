@@ -304,11 +304,14 @@ def _read_model(members: _Members) -> SavedModel:
     ]
     conv_settings, conv_state = _read_conv_optimizer(members, stages)
 
-    config = members.json("config", dict)
+    # Settings a file leaves out (the first version had no network settings) are its network's.
+    network_settings = {setting: architecture[name] for setting, name in NETWORK_SETTINGS.items()}
+    config = {**network_settings, **members.json("config", dict)}
     try:
         settings = train_config.check_saved_settings(config)
     except ValueError as error:
         raise members.error(f"damaged model file: bad training record ({error})") from None
+    _check_settings_describe_the_network(settings, architecture, stages, members)
     step = members.integer("step")
     partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
     _check_position(step, partial_epoch, settings.batch_size, members)
@@ -326,6 +329,46 @@ def _read_model(members: _Members) -> SavedModel:
         config=config,
         history=_check_history(members.json("history", list), members),
     )
+
+
+# The run settings (train_config.TrainConfig) that say what the architecture stores.
+NETWORK_SETTINGS = {
+    "filters": "filters",
+    "kernel_size": "kernel_sizes",
+    "padding": "paddings",
+    "hidden": "hidden",
+    "dropout": "dropout",
+}
+
+
+def _check_settings_describe_the_network(settings, architecture: dict, stages, members) -> None:
+    """The stored settings build the stored network, and its images and classes are the ones
+    every program here uses: resuming builds the network from the settings, and predicting
+    reads 28x28 grey pictures into MNIST's or Fashion-MNIST's 10 classes."""
+    if tuple(architecture["input_shape"]) != train_config.INPUT_SHAPE:
+        raise members.error(
+            f"the network reads images of shape {tuple(architecture['input_shape'])}, but the "
+            "programs here read 28x28 grey images (1, 28, 28): not a model they can use"
+        )
+    if architecture["num_classes"] != train_config.NUM_CLASSES:
+        raise members.error(
+            f"the network has {architecture['num_classes']} classes, but MNIST and "
+            f"Fashion-MNIST have {train_config.NUM_CLASSES}: not a model the programs here can use"
+        )
+    found = {
+        "filters": list(settings.filters),
+        "kernel_size": list(settings.kernel_sizes()),
+        "padding": [stage.padding for stage in settings.network_stages()],
+        "hidden": list(settings.hidden),
+        "dropout": settings.dropout,
+    }
+    stored = {**architecture, "paddings": [stage.padding for stage in stages]}
+    for setting, name in NETWORK_SETTINGS.items():
+        if found[setting] != stored[name]:
+            raise members.error(
+                f"damaged model file: its settings say {setting} {found[setting]}, but its "
+                f"network has {name} {stored[name]}"
+            )
 
 
 _SCALAR_MEMBERS = {

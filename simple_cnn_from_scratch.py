@@ -48,7 +48,7 @@ from simple_cnn import NonFiniteFeaturesError, SimpleCNN
 from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
-NUM_CLASSES = 10
+NUM_CLASSES = train_config.NUM_CLASSES
 
 
 class NonFiniteLossError(RuntimeError):

@@ -32,6 +32,7 @@ DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 DATASETS = ("mnist", "fashion")
 IMPLEMENTATIONS = ("fast", "loops")
 INPUT_SHAPE = (1, 28, 28)  # MNIST and Fashion-MNIST images
+NUM_CLASSES = 10  # MNIST's digits, Fashion-MNIST's kinds of clothes
 MAX_SHIFT = 4  # MNIST digits sit in a 20x20 box inside 28x28: 4 pixels of margin on each side
 MAX_SEED = 2**32 - 1  # NumPy takes any; TensorFlow's seeds are 64-bit, and the head adds a few
 

@@ -318,6 +318,52 @@ def test_a_position_that_contradicts_its_running_sums_is_refused(saved, tmp_path
     assert "\n" not in str(error.value)
 
 
+def replace_head_layer(index, kernel_shape):
+    """A change for rewrite(): head layer ``index`` gets zero weights of ``kernel_shape``."""
+
+    def change(arrays):
+        arrays[f"head.{index}.kernel"] = np.zeros(kernel_shape, np.float32)
+        arrays[f"head.{index}.bias"] = np.zeros(kernel_shape[1], np.float32)
+
+    return change
+
+
+def changes(*steps):
+    def change(arrays):
+        for step in steps:
+            step(arrays)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (set_json("config", hidden=[64]), "hidden"),
+        (set_json("config", filters=[8, 16]), "filters"),
+        (set_json("config", kernel_size=[3]), "kernel"),
+        (set_json("config", padding=["valid"]), "padding"),
+        (set_json("config", dropout=0.5), "dropout"),
+        # Weights that fit the stored architecture, but no program here reads such images...
+        (
+            changes(
+                set_json("architecture", input_shape=[1, 32, 32]), replace_head_layer(0, (576, 128))
+            ),
+            "28x28",
+        ),
+        # ... or has such classes: MNIST and Fashion-MNIST have 10.
+        (changes(set_json("architecture", num_classes=3), replace_head_layer(1, (128, 3))), "10"),
+    ],
+    ids=["hidden", "filters", "kernel-size", "padding", "dropout", "input-32x32", "3-classes"],
+)
+def test_settings_that_contradict_the_architecture_are_refused(saved, tmp_path, change, problem):
+    path = tmp_path / "contradicts.npz"
+    rewrite(saved[0], path, change)
+    with pytest.raises(ModelFileError, match=problem) as error:
+        load_model(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
 def test_head_optimizer_state_that_does_not_fit_is_refused_when_resuming(saved, tmp_path):
     path = tmp_path / "changed.npz"
     last = len(load_model(saved[0]).head_optimizer_state) - 1
