@@ -233,7 +233,7 @@ class _Members:
     def json(self, name: str, kind: type):
         try:
             value = json.loads(self.text(name))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             value = None
         if not isinstance(value, kind):
             raise self.error(f"damaged model file: bad training record ({name} is not valid)")

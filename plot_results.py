@@ -101,6 +101,11 @@ def load_history(path: str | os.PathLike) -> dict:
             f"history file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
             "it may be truncated: train again with --history"
         ) from None
+    except RecursionError:
+        raise PlotError(
+            f"history file {path} is not valid JSON (nested too deeply to read); "
+            "train again with --history"
+        ) from None
     check_history(history, source=str(path))
     return history
 

@@ -558,7 +558,7 @@ def _is_history_file(path: str) -> bool:
     try:
         with open(path, encoding="utf-8") as file:
             history = json.load(file)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         return False
     return isinstance(history, dict) and isinstance(history.get("epochs"), list)
 

@@ -257,6 +257,7 @@ def test_damaged_files_are_refused_with_one_line(saved, tmp_path, write, problem
         (lambda a: a.pop("head.1.bias"), "head.1.bias is missing"),
         (lambda a: a["conv2_filters"].__setitem__((0, 0, 0, 0), np.nan), "NaN"),
         (lambda a: a.update(config=np.array("{not json")), "bad training record"),
+        (lambda a: a.update(config=np.array("[" * 10**5 + "]" * 10**5)), "bad training record"),
         (lambda a: a.update(history=np.array('{"a": 1}')), "bad training record"),
         (lambda a: a.pop("epoch"), "epoch is missing"),
         (lambda a: a.update({"conv_optimizer.m0": np.zeros(3)}), "conv optimizer state"),

@@ -318,6 +318,7 @@ def test_load_history_reads_what_the_trainer_writes(tmp_path):
         ('{"epochs": [3]}', "record 1 is not an object"),
         ('{"epochs": [{"epoch": 1, "accuracy": 0.9}]}', "numeric 'loss'"),
         ('{"epochs": [{"epoch": 1, "loss": "low", "accuracy": 0.9}]}', "numeric 'loss'"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),  # deeper than Python's recursion
     ],
 )
 def test_bad_history_file_is_a_clear_error(tmp_path, content, expected):

@@ -261,6 +261,20 @@ def test_invalid_values_get_argparse_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["my notes", '{"loss": 0.1}', "[" * 100_000 + "]" * 100_000],
+    ids=["text", "other-json", "deeply-nested-json"],
+)
+def test_an_existing_file_that_is_not_a_history_is_never_overwritten(tmp_path, content):
+    path = tmp_path / "notes.json"
+    path.write_text(content)
+    config = quick_config(tmp_path, history_path=str(path))
+    with pytest.raises(driver.FileWriteError, match="not a history file written by this program"):
+        driver.check_outputs(config)
+    assert path.read_text() == content
+
+
 def test_importing_the_program_only_defines_things(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import simple_cnn_from_scratch"],
