@@ -8,8 +8,9 @@ One helper for the whole project (model files, history JSON, PNG plots, datasets
   stays a link); a path that is not a regular file (a device, a pipe, a folder) is refused.
 * :func:`check_writable` finds out before any long work whether a path can be written.
 
-Temporary files are named ``.NAME.PID.RANDOM.tmp``; one left by a process that was killed
-mid-write is removed by the next write of the same file.
+Temporary files are named ``.NAME.PID.RANDOM.tmp`` (NAME cut short if the whole would be too
+long for the file system); one left by a process that was killed mid-write is removed by the
+next write of the same file.
 """
 
 from __future__ import annotations
@@ -50,9 +51,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     target = _regular_file_target(path)
     _remove_stale_temporaries(target)
     try:
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
-        )
+        handle, temporary = _make_temporary(target)
     except OSError as error:
         raise FileWriteError(f"cannot write {path}: {_reason(error)}") from None
     try:
@@ -82,10 +81,11 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> None:
     """
     target = _regular_file_target(path, what)
     try:
-        with tempfile.TemporaryFile(dir=target.parent):
-            pass
+        handle, temporary = _make_temporary(target)  # the very file a write would make
     except OSError as error:
         raise FileWriteError(f"cannot write the {what} {path}: {_reason(error)}") from None
+    os.close(handle)
+    os.unlink(temporary)
 
 
 def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
@@ -129,10 +129,31 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~umask
 
 
+def _make_temporary(target: Path) -> tuple[int, str]:
+    """Create ``target``'s temporary file beside it: (open descriptor, path)."""
+    return tempfile.mkstemp(
+        dir=target.parent, prefix=f".{_temporary_stem(target)}.{os.getpid()}.", suffix=".tmp"
+    )
+
+
+def _temporary_stem(target: Path) -> str:
+    """``target``'s name, cut short so that its temporary's name fits the file system's limit
+    (255 bytes on most). The same for every process, so any writer finds the others' leftovers.
+    """
+    try:
+        name_max = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    # "." + NAME + "." + a process id (10 digits at most) + "." + 8 random characters + ".tmp"
+    extra_bytes = 1 + 1 + 10 + 1 + 8 + 4
+    return os.fsdecode(os.fsencode(target.name)[: max(name_max - extra_bytes, 1)])
+
+
 def _remove_stale_temporaries(target: Path) -> None:
     """Remove temporary files of ``target`` left by writers that were killed mid-write."""
-    for leftover in target.parent.glob(f".{_glob_escape(target.name)}.*.tmp"):
-        pid_text = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
+    stem = _temporary_stem(target)
+    for leftover in target.parent.glob(f".{_glob_escape(stem)}.*.tmp"):
+        pid_text = leftover.name[len(stem) + 2 :].split(".", 1)[0]
         if pid_text.isdigit() and not _process_alive(int(pid_text)):
             leftover.unlink(missing_ok=True)
 

@@ -90,8 +90,23 @@ def test_check_writable_refuses_empty_paths_missing_folders_and_unwritable_place
     assert list(tmp_path.iterdir()) == []  # it only tried
 
 
-def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
-    path = tmp_path / "model.npz"
+def test_a_name_as_long_as_the_file_system_allows_is_written(tmp_path):
+    # The temporary file's name adds to the name: it must still fit, or the check before
+    # training passes and the save after the first epoch fails.
+    path = tmp_path / ("m" * 251 + ".npz")
+    check_writable(path)
+    write_atomically(path, write_bytes(b"new"))
+    assert path.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_by_the_check(tmp_path):
+    with pytest.raises(FileWriteError, match="too long"):
+        check_writable(tmp_path / ("m" * 252 + ".npz"), "model file")
+
+
+@pytest.mark.parametrize("name", ["model.npz", "é" * 125 + ".npz"], ids=["short", "254-bytes"])
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path, name):
+    path = tmp_path / name
     path.write_bytes(b"old")
     writer = subprocess.Popen(
         [
