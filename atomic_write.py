@@ -6,7 +6,8 @@ One helper for the whole project (model files, history JSON, PNG plots, datasets
   the target once complete: a crash, a full disk or Ctrl-C leaves the old file or the new one,
   never half of one. A symbolic link is followed (the file it points to is replaced, the link
   stays a link); a path that is not a regular file (a device, a pipe, a folder) is refused.
-* :func:`check_writable` finds out before any long work whether a path can be written.
+* :func:`check_writable` finds out before any long work whether a path can be written, and
+  :func:`check_writable_folder` whether files can be created in a folder.
 
 Temporary files are named ``.NAME.PID.RANDOM.tmp`` (NAME cut short if the whole would be too
 long for the file system); one left by a process that was killed mid-write is removed by the
@@ -86,6 +87,33 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> None:
         raise FileWriteError(f"cannot write the {what} {path}: {_reason(error)}") from None
     os.close(handle)
     os.unlink(temporary)
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "files") -> None:
+    """Make sure files can be created in the folder ``path``: it is a folder that can be
+    written, or it can be created in the nearest folder above it that exists.
+
+    Creates nothing (a run refused for another reason leaves no empty folder behind).
+
+    Raises
+    ------
+    FileWriteError
+        One line: ``path`` or a folder above it is a file, or that folder cannot be written.
+    """
+    if os.fspath(path) == "":
+        raise FileWriteError(f"the folder for the {what} is empty; give a folder")
+    existing = Path(os.path.abspath(path))
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FileWriteError(
+            f"cannot write the {what} in {path}: {existing} is a file, not a folder"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise FileWriteError(f"cannot write the {what} in {path}: {_reason(error)}") from None
 
 
 def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:

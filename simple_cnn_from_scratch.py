@@ -40,7 +40,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import train_config
 from adam import Adam
-from atomic_write import FileWriteError, check_writable, same_file, write_atomically
+from atomic_write import (
+    FileWriteError,
+    check_writable,
+    check_writable_folder,
+    same_file,
+    write_atomically,
+)
 from download_mnist import DatasetError, load_dataset
 from inference import Classifier, DenseHead, NonFiniteOutputError, class_names, images_to_input
 from model_file import ModelFileError, SavedModel, load_model, save_model
@@ -530,11 +536,12 @@ def check_outputs(config: TrainConfig) -> None:
     if "--history" in outputs:
         check_writable(config.history_path, "history file")
         _refuse_to_overwrite_a_stranger(config.history_path, "history file", _is_history_file)
-    if "--tensorboard" in outputs and os.path.exists(config.tensorboard_dir):
-        if not os.path.isdir(config.tensorboard_dir):
+    if "--tensorboard" in outputs:
+        if os.path.exists(config.tensorboard_dir) and not os.path.isdir(config.tensorboard_dir):
             raise FileWriteError(
                 f"--tensorboard {config.tensorboard_dir} is a file; give a folder for the logs"
             )
+        check_writable_folder(config.tensorboard_dir, "TensorBoard logs")
 
 
 def _refuse_to_overwrite_a_stranger(path: str, what: str, is_ours: Callable[[str], bool]):

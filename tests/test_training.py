@@ -275,6 +275,16 @@ def test_an_existing_file_that_is_not_a_history_is_never_overwritten(tmp_path, c
     assert path.read_text() == content
 
 
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_a_tensorboard_folder_that_cannot_be_made_is_refused_before_training(tmp_path, where):
+    (tmp_path / "notes.txt").write_text("mine")
+    folder = tmp_path / "notes.txt" / "logs" if where == "under-a-file" else "/proc/logs"
+    config = quick_config(tmp_path, tensorboard_dir=str(folder))
+    with pytest.raises(driver.FileWriteError, match="TensorBoard") as error:
+        driver.check_outputs(config)
+    assert str(folder) in str(error.value) and "\n" not in str(error.value)
+
+
 def test_importing_the_program_only_defines_things(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import simple_cnn_from_scratch"],
