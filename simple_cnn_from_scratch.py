@@ -483,6 +483,8 @@ def train(
                 raise TrainingInterrupted(interrupted_message(model), stop.signal_number)
 
         test_loss, test_accuracy = classifier(model).evaluate(data.x_test, data.y_test)
+        if stop.is_set():  # Ctrl-C during the test set: the finished model is saved already
+            raise TrainingInterrupted(interrupted_message(model), stop.signal_number)
     write_history(config.history_path, model.history, test_loss, test_accuracy)
     if config.save_path and not config.no_save:
         say(f"Model saved to {config.save_path}")

@@ -136,6 +136,29 @@ def test_ctrl_c_mid_epoch_saves_and_resume_reaches_the_same_result(baseline, tmp
     assert_same_model(load_model(tmp_path / "model.npz"), baseline[1])
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_during_the_test_set_stops_and_says_the_model_is_finished(
+    tmp_path, monkeypatch, signal_number
+):
+    evaluate = driver.Classifier.evaluate
+    calls = []
+
+    def press_ctrl_c_on_the_test_set(classifier, images, labels):
+        calls.append(len(images))
+        if len(calls) == 2:  # the first is epoch 1's validation, the second the test set
+            signal.raise_signal(signal_number)
+        return evaluate(classifier, images, labels)
+
+    monkeypatch.setattr(driver.Classifier, "evaluate", press_ctrl_c_on_the_test_set)
+    history_path = tmp_path / "history.json"
+    config = quick_config(tmp_path, epochs=1, limit=300, history_path=str(history_path))
+    with pytest.raises(driver.TrainingInterrupted, match="after the last epoch") as stop:
+        driver.train(config)
+    assert stop.value.exit_status == 128 + signal_number
+    assert len(calls) == 2 and load_model(tmp_path / "model.npz").epoch == 1
+    assert json.loads(history_path.read_text())["test_accuracy"] is None
+
+
 def test_resume_refuses_to_change_the_run_settings(tmp_path):
     driver.train(quick_config(tmp_path, epochs=1, limit=300))
     model_path = str(tmp_path / "model.npz")
