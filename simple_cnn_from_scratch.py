@@ -48,7 +48,14 @@ from atomic_write import (
     write_atomically,
 )
 from download_mnist import DatasetError, load_dataset
-from inference import Classifier, DenseHead, NonFiniteOutputError, class_names, images_to_input
+from inference import (
+    Classifier,
+    DenseHead,
+    NonFiniteOutputError,
+    class_names,
+    classifier_from_saved,
+    images_to_input,
+)
 from model_file import ModelFileError, SavedModel, load_model, save_model
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
 from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
@@ -464,32 +471,46 @@ def train(
         config, saved = settle(replace(config))  # replace() checks every field again
         check_outputs(config)
         data = load_data(config)
-        model = build_model(config, saved)
-        model.steps_per_epoch = steps_per_epoch(data, config)
-        check_position(model, data)
-        tensorboard = open_tensorboard(config, model)
-        say(describe_run(config, data, model))
-        if stop.is_set():  # Ctrl-C during start-up: nothing trained, nothing to save
-            raise TrainingInterrupted("Interrupted before training started.", stop.signal_number)
+        if saved is not None and saved.epoch == config.epochs:
+            # The run is over: only the test set is left, and that needs no TensorFlow.
+            finished = classifier_from_saved(saved, source=config.resume_path)
+            say(describe_run(config, data, finished.cnn, saved.epoch, saved.step))
+            if saves(config) and not same_file(config.save_path, config.resume_path):
+                save_model(config.save_path, saved)
+            history = saved.history
+        else:
+            model = build_model(config, saved)
+            model.steps_per_epoch = steps_per_epoch(data, config)
+            check_position(model, data)
+            tensorboard = open_tensorboard(config, model)
+            say(describe_run(config, data, model.cnn, model.epoch, model.step))
+            if stop.is_set():  # Ctrl-C during start-up: nothing trained, nothing to save
+                raise TrainingInterrupted(
+                    "Interrupted before training started.", stop.signal_number
+                )
 
-        while model.epoch < config.epochs:
-            record = train_epoch(model, data, stop, on_step, tensorboard)
-            save(model)
-            if record is not None:
-                write_history(config.history_path, model.history)
-                if tensorboard:
-                    tensorboard.epoch(model, record, learning_rate_for(config, record["epoch"]))
-            if stop.is_set():
-                raise TrainingInterrupted(interrupted_message(model), stop.signal_number)
+            while model.epoch < config.epochs:
+                record = train_epoch(model, data, stop, on_step, tensorboard)
+                save(model)
+                if record is not None:
+                    write_history(config.history_path, model.history)
+                    if tensorboard:
+                        learning_rate = learning_rate_for(config, record["epoch"])
+                        tensorboard.epoch(model, record, learning_rate)
+                if stop.is_set():
+                    message = interrupted_message(config, model.epoch, model.step)
+                    raise TrainingInterrupted(message, stop.signal_number)
+            finished, history = classifier(model), model.history
 
-        test_loss, test_accuracy = classifier(model).evaluate(data.x_test, data.y_test)
+        test_loss, test_accuracy = finished.evaluate(data.x_test, data.y_test)
         if stop.is_set():  # Ctrl-C during the test set: the finished model is saved already
-            raise TrainingInterrupted(interrupted_message(model), stop.signal_number)
-    write_history(config.history_path, model.history, test_loss, test_accuracy)
-    if config.save_path and not config.no_save:
+            message = interrupted_message(config, config.epochs, 0)
+            raise TrainingInterrupted(message, stop.signal_number)
+    write_history(config.history_path, history, test_loss, test_accuracy)
+    if saves(config):
         say(f"Model saved to {config.save_path}")
     say(f"Test loss: {test_loss:.4f}")
-    return {"epochs": model.history, "test_loss": test_loss, "test_accuracy": test_accuracy}
+    return {"epochs": history, "test_loss": test_loss, "test_accuracy": test_accuracy}
 
 
 def settle(config: TrainConfig) -> tuple[TrainConfig, SavedModel | None]:
@@ -582,9 +603,14 @@ def check_position(model: Model, data: Dataset) -> None:
         )
 
 
+def saves(config: TrainConfig) -> bool:
+    """Whether the run writes a model file."""
+    return bool(config.save_path) and not config.no_save
+
+
 def save(model: Model) -> None:
     """Write the model file (atomically), unless the run saves nothing."""
-    if model.config.save_path and not model.config.no_save:
+    if saves(model.config):
         save_model(model.config.save_path, to_saved(model))
 
 
@@ -683,54 +709,55 @@ class Progress:
             print()
 
 
-def describe_run(config: TrainConfig, data: Dataset, model: Model) -> str:
+def describe_run(config: TrainConfig, data: Dataset, cnn: SimpleCNN, epoch: int, step: int) -> str:
+    """What the run trains on, its network and settings, and where a resumed run starts."""
     name = "Fashion-MNIST" if config.dataset == "fashion" else "MNIST"
     stages = " -> ".join(
         f"conv {stage.out_channels}x{stage.kernel_size}x{stage.kernel_size}"
         + (f" pad {stage.padding}" if stage.padding else "")
-        for stage in model.cnn.stages
+        for stage in cnn.stages
     )
     head = "".join(f"Dense({units}, relu) + " for units in config.hidden)
     dropout = f"Dropout({config.dropout}) + " if config.dropout else ""
     lines = [
         f"{name}: {len(data.x_train):,} training, {len(data.x_val):,} validation and "
         f"{len(data.x_test):,} test images",
-        f"SimpleCNN ({config.impl}): {stages} -> {model.cnn.num_features} features; "
+        f"SimpleCNN ({config.impl}): {stages} -> {cnn.num_features} features; "
         f"{head}{dropout}Dense({NUM_CLASSES})",
         f"Batch size {config.batch_size}, Adam learning rate {config.learning_rate} x "
         f"{config.learning_rate_decay} per epoch, seed {config.seed}",
     ]
     if config.resume_path:
-        lines.append(f"Resuming {config.resume_path} from {_position(model)}")
+        lines.append(f"Resuming {config.resume_path} from {_position(epoch, step)}")
     return "\n".join(lines)
 
 
-def _position(model: Model) -> str:
-    if model.step:
-        return f"epoch {model.epoch + 1}, step {model.step}"
-    return f"the end of epoch {model.epoch}"
+def _position(epoch: int, step: int) -> str:
+    if step:
+        return f"epoch {epoch + 1}, step {step}"
+    return f"the end of epoch {epoch}"
 
 
-def interrupted_message(model: Model) -> str:
-    config = model.config
-    if config.no_save or not config.save_path:
-        return f"Interrupted at {_position(model)}; nothing saved (--no-save)."
+def interrupted_message(config: TrainConfig, epoch: int, step: int) -> str:
+    """What a stopped run saved (at ``step`` of epoch ``epoch + 1``) and how to go on."""
+    if not saves(config):
+        return f"Interrupted at {_position(epoch, step)}; nothing saved (--no-save)."
     command = f"python simple_cnn_from_scratch.py --resume {config.save_path}"
     if config.history_path:
         command += f" --history {config.history_path}"
-    if model.epoch == config.epochs:
+    if epoch == config.epochs:
         return (
             f"Interrupted after the last epoch, before the test set; {config.save_path} holds "
             f"the finished model. Evaluate it with:\n  {command}"
         )
-    saved = f"Interrupted at {_position(model)}; saved to {config.save_path}."
+    saved = f"Interrupted at {_position(epoch, step)}; saved to {config.save_path}."
     return f"{saved} Continue with:\n  {command}"
 
 
 def diverged_message(model: Model, epoch: int, step: int) -> str:
     # model.epoch changes only when the file is written (or read, on resume).
     config = model.config
-    if config.save_path and not config.no_save and (model.epoch or config.resume_path):
+    if saves(config) and (model.epoch or config.resume_path):
         kept = f"{config.save_path} keeps {_last_saved_position(model)}"
     else:
         kept = "this run has saved no model yet"

@@ -159,6 +159,42 @@ def test_ctrl_c_during_the_test_set_stops_and_says_the_model_is_finished(
     assert json.loads(history_path.read_text())["test_accuracy"] is None
 
 
+@pytest.fixture(scope="module")
+def finished_model(tmp_path_factory):
+    """A model file whose run is over: resuming it only evaluates the test set."""
+    folder = tmp_path_factory.mktemp("finished")
+    history = driver.train(quick_config(folder, epochs=1, limit=300))
+    return folder / "model.npz", history
+
+
+def test_evaluating_a_finished_model_imports_no_tensorflow(finished_model, tmp_path):
+    path, history = finished_model
+    program = (
+        "import sys, simple_cnn_from_scratch as program\n"
+        f"status = program.main(['--resume', {str(path)!r}, '--no-save', '--quiet'])\n"
+        "print('tensorflow' in sys.modules, status)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.splitlines() == [
+        f"Test accuracy: {history['test_accuracy']:.4f}",
+        "False 0",
+    ]
+
+
+def test_a_finished_model_resumed_with_another_save_path_is_saved_there(finished_model, tmp_path):
+    path, history = finished_model
+    copy = tmp_path / "copy.npz"
+    config = driver.TrainConfig(resume_path=str(path), save_path=str(copy), verbose=False)
+    assert driver.train(config)["test_accuracy"] == history["test_accuracy"]
+    assert_same_model(load_model(copy), load_model(path))
+
+
 def test_resume_refuses_to_change_the_run_settings(tmp_path):
     driver.train(quick_config(tmp_path, epochs=1, limit=300))
     model_path = str(tmp_path / "model.npz")
