@@ -23,11 +23,19 @@ mistyped option answer at once. Importing this module only defines things; ``mai
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if __name__ == "__main__":
+    # Ctrl-C or SIGTERM while the modules below load: stop quietly with the shell's status
+    # (130, 143) instead of a traceback. stop_requests() takes over once training starts.
+    for _signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signal_number, lambda number, frame: sys.exit(128 + number))
+
+# ruff: noqa: E402  (the imports below come after that)
 import json
 import math
 import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
