@@ -137,6 +137,30 @@ def vertical_stroke(size=112) -> np.ndarray:
     return ink
 
 
+def start_program(model: Path, *options: str, cwd: Path = PROJECT_DIR):
+    """``python explore.py --model MODEL --port 0 OPTIONS`` in a subprocess; returns it, the
+    port it printed and the address line."""
+    program = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "explore.py"),
+            "--model",
+            str(model),
+            "--port",
+            "0",
+            *options,
+        ],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    address = program.stdout.readline()
+    assert address.startswith("SimpleCNN explorer: http://"), address
+    return program, int(address.split(":")[3].split("/")[0]), address
+
+
 # --------------------------------------------------------------------------------------------
 # What it answers
 # --------------------------------------------------------------------------------------------
@@ -454,22 +478,8 @@ def test_an_oversized_request_is_refused_unread(client):
 def test_a_page_that_goes_away_mid_answer_is_no_error(model_path):
     import socket
 
-    program = subprocess.Popen(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "explore.py"),
-            "--model",
-            str(model_path),
-            "--port",
-            "0",
-        ],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    program, port, _ = start_program(model_path)
     try:
-        port = int(program.stdout.readline().split(":")[3].split("/")[0])
         for _ in range(5):  # ask for the biggest answer, then hang up at once
             with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.sendall(b"GET /api/testset HTTP/1.0\r\n\r\n")
@@ -558,18 +568,9 @@ def test_a_training_run_from_the_page_streams_progress_and_saves(tmp_path, monke
 
 def test_ctrl_c_saves_a_running_training_run_first(tmp_path):
     model = tmp_path / "model.npz"
-    program = subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "explore.py"), "--model", str(model), "--port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    program, port, address = start_program(model, cwd=tmp_path)
+    assert address.startswith("SimpleCNN explorer: http://127.0.0.1:")
     try:
-        address = program.stdout.readline()
-        assert address.startswith("SimpleCNN explorer: http://127.0.0.1:")
-        port = int(address.split(":")[3].split("/")[0])
         events = []
         listener = threading.Thread(
             target=lambda: events.extend(read_events(port, {"progress"}, timeout=60))
@@ -609,24 +610,9 @@ def test_the_program_starts_in_about_a_second_without_tensorflow(model_path, tmp
 
 
 def test_a_host_other_than_localhost_gets_a_warning(model_path):
-    program = subprocess.Popen(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "explore.py"),
-            "--model",
-            str(model_path),
-            "--port",
-            "0",
-            "--host",
-            "0.0.0.0",
-        ],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    program, _, address = start_program(model_path, "--host", "0.0.0.0")
+    assert "http://0.0.0.0:" in address
     try:
-        assert "http://0.0.0.0:" in program.stdout.readline()
         time.sleep(0.5)
         program.send_signal(signal.SIGINT)
         _, stderr = program.communicate(timeout=30)
