@@ -24,6 +24,7 @@ from model_file import ModelFileError, SavedModel, load_model
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
 
 EVAL_BATCH_SIZE = 512  # large enough that per-call overheads vanish, small enough for the cache
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # a Python float: compared without a cast
 
 
 class NonFiniteOutputError(ModelFileError):
@@ -174,8 +175,57 @@ class Classifier:
         return images
 
 
+def largest_output_bound(
+    conv_filters: list[np.ndarray], head_weights: list[tuple[np.ndarray, np.ndarray]]
+) -> float:
+    """A bound on every number the network computes for pixels in [0, 1], layer by layer.
+
+    A convolution's output is at most its input's bound times the largest sum of one filter's
+    absolute weights; ReLU and max-pooling never grow a number; a Dense layer's output is at
+    most its input's bound times a column's absolute sum, plus its bias. Partial sums obey the
+    same bound, so below float32's largest number nothing can overflow. Computed in float64.
+    """
+    bound, largest = 1.0, 1.0
+    with np.errstate(over="ignore"):  # a bound that overflows float64 is infinite: refused
+        for filters in conv_filters:
+            bound *= float(np.abs(filters.astype(np.float64)).sum(axis=(1, 2, 3)).max())
+            largest = max(largest, bound)
+        for kernel, bias in head_weights:
+            column_sums = np.abs(kernel.astype(np.float64)).sum(axis=0)
+            bound = float((column_sums * bound + np.abs(bias.astype(np.float64))).max())
+            largest = max(largest, bound)
+    return largest
+
+
+def check_outputs_are_finite(saved: SavedModel, source: str = "the model") -> None:
+    """Refuse a model whose outputs can overflow float32 (see largest_output_bound), before
+    any image: its predictions, maps and gradients would be NaN.
+
+    Raises
+    ------
+    NonFiniteOutputError
+        One line naming ``source``.
+    """
+    if largest_output_bound(saved.conv_filters, saved.head_weights) < FLOAT32_MAX:
+        return
+    weights = [*saved.conv_filters, *(w for pair in saved.head_weights for w in pair)]
+    largest_weight = max(float(np.abs(array).max()) for array in weights)
+    raise NonFiniteOutputError(
+        f"{source}: the model's outputs can be numbers that are not finite (its weights reach "
+        f"{largest_weight:.3g}, large enough to overflow float32): the file is damaged or its "
+        "training diverged; train it again"
+    )
+
+
 def classifier_from_saved(saved: SavedModel, source: str = "the model") -> Classifier:
-    """A Classifier from a model file's checked contents."""
+    """A Classifier from a model file's checked contents.
+
+    Raises
+    ------
+    NonFiniteOutputError
+        The model's outputs can overflow (check_outputs_are_finite).
+    """
+    check_outputs_are_finite(saved, source)
     architecture = saved.architecture
     cnn = SimpleCNN(
         filters=architecture["filters"],
@@ -205,6 +255,7 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     Raises
     ------
     ModelFileError
-        One line naming the file: missing, damaged, or not a SimpleCNN model.
+        One line naming the file: missing, damaged, not a SimpleCNN model, or a model whose
+        outputs can overflow (NonFiniteOutputError).
     """
     return classifier_from_saved(load_model(path), source=os.fspath(path))

@@ -60,6 +60,7 @@ from inference import (
     Classifier,
     DenseHead,
     NonFiniteOutputError,
+    check_outputs_are_finite,
     class_names,
     classifier_from_saved,
     images_to_input,
@@ -527,6 +528,7 @@ def settle(config: TrainConfig) -> tuple[TrainConfig, SavedModel | None]:
     if not config.resume_path:
         return config, None
     saved = load_model(config.resume_path)
+    check_outputs_are_finite(saved, config.resume_path)
     resumed = train_config.resumed_config(config, saved.config)
     started_epochs = saved.epoch + (1 if saved.step else 0)
     if resumed.epochs < started_epochs:

@@ -456,17 +456,35 @@ def test_files_of_the_first_version_still_load(saved, tmp_path):
     assert np.array_equal(loaded.conv_filters[1], saved[1].cnn.conv2_filters)
 
 
+def inflate(arrays):
+    """A change for rewrite(): finite weights, so large that the outputs overflow float32."""
+    arrays["head.0.kernel"] = np.full_like(arrays["head.0.kernel"], 3e37)
+
+
 def test_a_model_whose_outputs_overflow_is_refused_with_a_message(saved, tmp_path):
     path = tmp_path / "huge.npz"
-
-    def inflate(arrays):
-        arrays["head.0.kernel"] = np.full_like(arrays["head.0.kernel"], 3e37)  # finite, but...
-
     rewrite(saved[0], path, inflate)
-    classifier = load_classifier(path)
-    with pytest.raises(ModelFileError, match="outputs are not finite") as error:
-        classifier.predict_proba(load_dataset()[2][:3])
+    # Refused when loaded, before any image: every program that predicts (predict_digit, the
+    # plots, the explorer's analysis and gradients) gets the message instead of NaN.
+    with pytest.raises(ModelFileError, match="not finite") as error:
+        load_classifier(path)
     assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_the_live_classifier_still_reports_outputs_that_overflow(saved):
+    classifier = classifier_from_saved(load_model(saved[0]))
+    classifier.head.weights[0] = (np.full_like(classifier.head.weights[0][0], 3e37), 0)
+    with pytest.raises(ModelFileError, match="outputs are not finite"):
+        classifier.predict_proba(load_dataset()[2][:3])
+
+
+def test_resuming_a_model_whose_outputs_overflow_is_refused_before_training(saved, tmp_path):
+    path = tmp_path / "huge.npz"
+    rewrite(saved[0], path, inflate)
+    config = TrainConfig(resume_path=str(path), no_save=True, verbose=False)
+    with pytest.raises(ModelFileError, match="not finite") as error:
+        driver.train(config)  # not "training diverged ... try a smaller --learning-rate"
+    assert str(error.value).startswith(str(path))
 
 
 def test_predict_proba_checks_the_image_shape(saved):
