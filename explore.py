@@ -39,7 +39,8 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,6 +93,8 @@ class Explorer:
         self.listeners: list[queue.Queue] = []
         self.lock = threading.RLock()  # guards the training run and the listeners
         self.run = None  # live_training.TrainingRun, while or after one runs
+        self.idle = threading.Condition()  # notified when a request has been answered
+        self.requests_in_progress = 0
         self._test_set: tuple[Any, np.ndarray, np.ndarray] | None = None
         self.load_model()
 
@@ -180,17 +183,34 @@ class Explorer:
         with self.lock:
             self.listeners.remove(listener)
 
-    def close(self) -> str | None:
-        """Stop a running training run (it saves first) and the listeners; return its message."""
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Count the requests being answered, so that close() can wait for them."""
+        with self.idle:
+            self.requests_in_progress += 1
+        try:
+            yield
+        finally:
+            with self.idle:
+                self.requests_in_progress -= 1
+                self.idle.notify_all()
+
+    def close(self, wait_seconds: float = 10) -> str | None:
+        """Stop a running training run (it saves first) and the listeners, let the requests
+        being answered finish (the interpreter must not exit under them), and return the
+        run's last message."""
         with self.lock:
             run = self.run
             for listener in self.listeners:
                 listener.put(None)  # ends each event stream
-        if run is None or not run.running():
-            return None
-        run.stop()
-        run.join()
-        return run.result["message"] if run.result else None
+        message = None
+        if run is not None and run.running():
+            run.stop()
+            run.join()
+            message = run.result["message"] if run.result else None
+        with self.idle:
+            self.idle.wait_for(lambda: self.requests_in_progress == 0, timeout=wait_seconds)
+        return message
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +442,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "SimpleCNN-explorer"
 
     def do_GET(self) -> None:
+        with self.explorer.answering():
+            self.answer_get()
+
+    def do_POST(self) -> None:
+        with self.explorer.answering():
+            self.answer_post()
+
+    def answer_get(self) -> None:
         path = urlsplit(self.path).path
         try:
             if path == "/api/train/events":
@@ -437,7 +465,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except explain.ExplainError as error:
             self.send_json(400, {"error": str(error)})
 
-    def do_POST(self) -> None:
+    def answer_post(self) -> None:
         path = urlsplit(self.path).path
         try:
             if path not in POST_ROUTES:
@@ -609,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     try:
-        server.server_close()
+        server.server_close()  # no new requests; those being answered finish in close()
         message = explorer.close()  # a training run saves first, as the trainer's Ctrl-C does
     except KeyboardInterrupt:  # a second Ctrl-C: stop now
         message = "Interrupted again: stopped without waiting for the training run to save."
