@@ -70,6 +70,10 @@ class NonFiniteFeaturesError(ValueError):
     """The features came out NaN or infinite: the input or the filters are far too large."""
 
 
+class NonFiniteGradientsError(ValueError):
+    """The filter gradients, or the filters after the update, came out NaN or infinite."""
+
+
 @dataclass(frozen=True)
 class Stage:
     """One conv -> ReLU -> 2x2 max-pool stage and the sizes it maps between.
@@ -191,7 +195,8 @@ def _resolve_padding(padding, k: int, number: int) -> int:
 
 
 def _overflow_reported_by_check_features():
-    """Silence NumPy's overflow warnings: _check_features reports an overflow, with its cause."""
+    """Silence NumPy's overflow warnings: _check_features (and _check_gradients) report an
+    overflow, with its cause."""
     return np.errstate(over="ignore", invalid="ignore")
 
 
@@ -420,10 +425,23 @@ class SimpleCNN:
             d_parts = np.split(d_out, np.cumsum(part_sizes)[:-1])
             results = self._map(self._backward_part, d_parts, self._caches)
         # The loss is a sum over images, so each filter gradient is the sum of the parts'.
-        d_filters = tuple(sum(parts) for parts in zip(*(r[0] for r in results), strict=True))
+        with _overflow_reported_by_check_features():
+            d_filters = tuple(sum(parts) for parts in zip(*(r[0] for r in results), strict=True))
+        self._check_gradients(d_filters, d_out)
         if learning_rate:
-            for filters, gradient in zip(self.filters, d_filters, strict=True):
-                filters -= learning_rate * gradient
+            with _overflow_reported_by_check_features():
+                updated = [
+                    f - learning_rate * g for f, g in zip(self.filters, d_filters, strict=True)
+                ]
+            if not all(np.isfinite(filters).all() for filters in updated):
+                raise NonFiniteGradientsError(
+                    f"the update overflowed the filters (learning_rate {learning_rate:g} times "
+                    "gradients up to "
+                    f"{max(float(np.abs(g).max()) for g in d_filters):.3g}); the filters are kept: "
+                    "use a smaller learning_rate"
+                )
+            for filters, new_filters in zip(self.filters, updated, strict=True):
+                filters[...] = new_filters  # in place: an optimizer may hold these arrays
         return d_filters
 
     def gradients(self, x: np.ndarray, d_features: np.ndarray) -> Gradients:
@@ -437,6 +455,7 @@ class SimpleCNN:
         features, caches = self._forward_part(x)
         d_features = self._check_gradient(d_features, features.shape, "d_features")
         d_filters, d_input, d_pooled = self._backward_part(d_features, caches, need_d_input=True)
+        self._check_gradients([*d_filters, d_input], d_features)
         return Gradients(filters=list(d_filters), input=d_input, pooled=d_pooled)
 
     def _backward_part(self, d_out: np.ndarray, caches: list, need_d_input: bool = False):
@@ -448,13 +467,14 @@ class SimpleCNN:
         d_filters = [None] * len(self.stages)
         d_pooled = [None] * len(self.stages)
         d_x = d_out.reshape(caches[-1][1].shape)  # undo flatten: (n, F, H, W)
-        for index in reversed(range(len(self.stages))):
-            cache, pooled = caches[index]
-            d_pooled[index] = d_x
-            d_conv_pooled = d_x * self.relu_derivative(pooled)  # relu(p) > 0 exactly where p > 0
-            conv_pool_backward = self._stage_layers[index][1]
-            need_d_x = index > 0 or need_d_input
-            d_x, d_filters[index] = conv_pool_backward(d_conv_pooled, cache, need_d_x=need_d_x)
+        with _overflow_reported_by_check_features():  # by _check_gradients
+            for index in reversed(range(len(self.stages))):
+                cache, pooled = caches[index]
+                d_pooled[index] = d_x
+                d_conv_pooled = d_x * self.relu_derivative(pooled)  # relu(p) > 0 where p > 0
+                conv_pool_backward = self._stage_layers[index][1]
+                need_d_x = index > 0 or need_d_input
+                d_x, d_filters[index] = conv_pool_backward(d_conv_pooled, cache, need_d_x=need_d_x)
         return d_filters, d_x, d_pooled
 
     def _split_batch(self, x: np.ndarray) -> list[np.ndarray]:
@@ -617,6 +637,16 @@ class SimpleCNN:
             f"the features overflowed {self.dtype.name} to infinity or NaN (the input's largest "
             f"value is {float(np.abs(x).max()):.3g}, the filters' {largest_filter:.3g}); "
             "SimpleCNN expects pixels scaled to [0, 1]"
+        )
+
+    def _check_gradients(self, gradients, d_out: np.ndarray) -> None:
+        """Refuse gradients that overflowed: applied, they would make every filter NaN."""
+        if all(np.isfinite(gradient).all() for gradient in gradients):
+            return
+        raise NonFiniteGradientsError(
+            f"the gradients overflowed {self.dtype.name} to infinity or NaN (the incoming "
+            f"gradient's largest value is {float(np.abs(d_out).max()):.3g}); the filters are "
+            "kept: scale the loss down"
         )
 
     def _check_learning_rate(self, learning_rate) -> float:

@@ -66,7 +66,7 @@ from inference import (
     images_to_input,
 )
 from model_file import ModelFileError, SavedModel, load_model, save_model
-from simple_cnn import NonFiniteFeaturesError, SimpleCNN
+from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
 from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
@@ -376,7 +376,7 @@ def train_steps(
             result = train_step(
                 model, shift_images(data.x_train[batch], shifts[batch]), data.y_train[batch]
             )
-        except (_NonFiniteStep, NonFiniteFeaturesError):
+        except (_NonFiniteStep, NonFiniteFeaturesError, NonFiniteGradientsError):
             if progress:
                 progress.end_line()
             raise NonFiniteLossError(diverged_message(model, epoch, step + 1)) from None

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tf_reference import tf_stages, tf_value_and_grads
 
 import layers
-from simple_cnn import NonFiniteFeaturesError, SimpleCNN, plan_stages
+from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN, plan_stages
 
 HYPOTHESIS = settings(max_examples=40, deadline=None)
 
@@ -380,6 +380,35 @@ def test_backward_refuses_a_learning_rate_that_is_not_a_finite_number(learning_r
     before = [f.copy() for f in cnn.filters]
     with pytest.raises(ValueError) as excinfo:
         cnn.backward(d, learning_rate=learning_rate)
+    assert "learning_rate" in one_line(excinfo)
+    for filters, previous in zip(cnn.filters, before, strict=True):
+        np.testing.assert_array_equal(filters, previous)
+
+
+@pytest.mark.parametrize("method", ["backward", "gradients"])
+def test_gradients_that_overflow_are_refused_and_the_filters_kept(method):
+    cnn = SimpleCNN(seed=0)
+    x, _ = random_batch(cnn, 2, 0)
+    d = np.full((2, cnn.num_features), 3e38, np.float32)  # finite, but the sums overflow
+    before = [f.copy() for f in cnn.filters]
+    with pytest.raises(NonFiniteGradientsError) as excinfo:
+        if method == "backward":
+            cnn.forward(x)
+            cnn.backward(d, learning_rate=0.1)
+        else:
+            cnn.gradients(x, d)
+    assert "overflowed float32" in one_line(excinfo) and "3e+38" in one_line(excinfo)
+    for filters, previous in zip(cnn.filters, before, strict=True):
+        np.testing.assert_array_equal(filters, previous)
+
+
+def test_an_update_that_overflows_the_filters_is_refused_and_they_are_kept():
+    cnn = SimpleCNN(seed=0)
+    x, d = random_batch(cnn, 2, 0)
+    cnn.forward(x)
+    before = [f.copy() for f in cnn.filters]
+    with pytest.raises(NonFiniteGradientsError) as excinfo:
+        cnn.backward(d * 1e6, learning_rate=1e38)
     assert "learning_rate" in one_line(excinfo)
     for filters, previous in zip(cnn.filters, before, strict=True):
         np.testing.assert_array_equal(filters, previous)

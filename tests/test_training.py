@@ -222,6 +222,24 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_model(tmp_path):
     assert (kept.epoch, kept.step) == (1, 0)
 
 
+def test_gradients_that_overflow_stop_training_like_a_non_finite_loss(tmp_path):
+    def inflate_the_head_gradient(model, epoch, step):
+        if (epoch, step) == (2, 5):
+            head_step = model.head_step
+
+            def overflowing(features, labels):
+                loss, correct, d_features, head_gradients = head_step(features, labels)
+                return loss, correct, d_features * 0 + 3e38, head_gradients  # finite, huge
+
+            model.head_step = overflowing
+
+    with pytest.raises(
+        driver.NonFiniteLossError, match="epoch 2, step 6.*keeps the end of epoch 1"
+    ):
+        driver.train(quick_config(tmp_path, limit=1000), on_step=inflate_the_head_gradient)
+    assert load_model(tmp_path / "model.npz").epoch == 1
+
+
 def test_loops_implementation_trains_like_the_fast_one(tmp_path):
     # The slow reference path is real: the same few steps give the same filters.
     results = {}
