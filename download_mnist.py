@@ -29,7 +29,6 @@ import math
 import os
 import stat
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from atomic_write import FileWriteError, write_atomically
 
 PROJECT_DIR = Path(__file__).resolve().parent
 ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -554,26 +555,15 @@ def _file_kind(mode: int) -> str:
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through a temporary file beside it, renamed only once complete.
-
-    An interrupted or failed write leaves the old file (or none) and no temporary file.
-    """
+    """Write ``path`` atomically (atomic_write.write_atomically, the project's one helper): an
+    interrupted or failed write leaves the old file (or none); a temporary left by a killed
+    build is removed by the next."""
     try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        raise DatasetError(f"cannot write in {path.parent}: {_reason(exc)}") from None
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes reach the disk before the name points at them
-        os.replace(temp_name, path)
-    except BaseException as exc:
-        Path(temp_name).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DatasetError(f"cannot write {path}: {_reason(exc)}") from None
-        raise
+        write_atomically(path, write)
+    except FileWriteError as exc:  # its message names the path and the reason already
+        raise DatasetError(str(exc)) from None
+    except OSError as exc:  # a full disk
+        raise DatasetError(f"cannot write {path}: {_reason(exc)}") from None
 
 
 def _format_progress(label: str, done_bytes: int, total_bytes: int, width: int = 30) -> str:
@@ -750,13 +740,6 @@ def _fetch_archive(
         f"could not download {spec.file_name} ({tried}); check your network connection, or run "
         f"`{command} --mirror URL` with a URL or local folder that holds {spec.file_name}"
     )
-
-
-def _umask() -> int:
-    """The process's umask (os.umask can only be read by setting it)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def _reason(exc: object) -> str:

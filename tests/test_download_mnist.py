@@ -333,6 +333,20 @@ def test_an_interrupted_npy_write_keeps_the_old_file(
     assert not temp_files(tmp_path)
 
 
+def test_a_temporary_left_by_a_killed_build_is_removed_by_the_next(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    # A build killed while it wrote a 47 MB .npy file leaves its temporary behind; the next
+    # build of that file removes it (atomic_write names it .NAME.PID.RANDOM.tmp).
+    tiny.write_archives(tmp_path)
+    dead_pid = 2**22 + 1  # above Linux's largest process id: no such process
+    leftover = tmp_path / f".train_images.npy.{dead_pid}.k1ll3d0x.tmp"
+    leftover.write_bytes(b"\x93NUMPY half a file")
+    prepare_dataset(tmp_path, tiny.spec, log=lambda line: None)
+    assert_npy_equal(tmp_path, tiny.arrays)
+    assert not temp_files(tmp_path)
+
+
 def test_the_shipped_checksum_files_match_the_code() -> None:
     folder = download_mnist.default_data_dir("mnist")
     archive_sums = dict(
