@@ -85,6 +85,11 @@ def load_history(path: str | os.PathLike) -> dict:
         The file is missing, is not JSON, or does not have that structure.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would wait for a writer forever
+        raise PlotError(
+            f"history file {path} is not a regular file (a folder, FIFO or device); give the "
+            "JSON file written by 'simple_cnn_from_scratch.py --history FILE'"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -111,7 +116,9 @@ def load_history(path: str | os.PathLike) -> dict:
 
 
 def check_history(history: object, source: str = "history") -> None:
-    """Raise PlotError unless ``history`` has a non-empty ``epochs`` list of numeric records."""
+    """Raise PlotError unless ``history`` has a non-empty ``epochs`` list of records, each with
+    an epoch number (1, 2, ...), a loss (finite, >= 0) and an accuracy (0 to 1); ``val_*`` and
+    ``test_*`` values, where they are numbers, must be such numbers too."""
     expected = "expected the JSON written by 'simple_cnn_from_scratch.py --history FILE'"
     if not isinstance(history, Mapping) or not isinstance(history.get("epochs"), list):
         raise PlotError(f"{source} has no 'epochs' list; {expected}")
@@ -125,6 +132,27 @@ def check_history(history: object, source: str = "history") -> None:
                 raise PlotError(
                     f"{source}: epoch record {position} lacks a numeric '{key}'; {expected}"
                 )
+        _check_values(record, f"{source}: epoch record {position}", expected)
+    _check_values(history, source, expected)
+
+
+# What each number of a history may be: an axis from 0 and a whole epoch number are drawn,
+# so NaN, infinity or 1e308 would only end in one of matplotlib's errors.
+_VALID_VALUES = {
+    "epoch": (lambda value: value == int(value) and 1 <= value <= 1_000_000, "1, 2, 3, ..."),
+    "loss": (lambda value: value >= 0, "a number >= 0"),
+    "accuracy": (lambda value: 0 <= value <= 1, "a number from 0 to 1"),
+}
+
+
+def _check_values(record: Mapping, where: str, expected: str) -> None:
+    for key, value in record.items():
+        kind = key.removeprefix("val_").removeprefix("test_")
+        if kind not in _VALID_VALUES or value is None or not _is_number(value):
+            continue  # "seconds", a missing validation: not drawn, or skipped
+        is_valid, valid = _VALID_VALUES[kind]
+        if not (math.isfinite(value) and is_valid(value)):
+            raise PlotError(f"{where}: '{key}' is {value!r}, expected {valid}; {expected}")
 
 
 def _is_number(value: object) -> bool:
@@ -607,6 +635,8 @@ def make_all_plots(
     """
     # Cheap checks first, so a typo fails before the model and the data are loaded.
     history = load_history(history_path) if history_path is not None else None
+    if os.fspath(out_dir) == "":  # Path("") is the current folder
+        raise PlotError("the output folder (--out) is empty; give a folder for the plots")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PlotError(f"output directory {out_dir} is a file; pass a directory to --out")

@@ -10,9 +10,12 @@ described by a download_mnist.DatasetSpec of their own content digests, to stay 
 import dataclasses
 import io
 import json
+import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -328,6 +331,51 @@ def test_bad_history_file_is_a_clear_error(tmp_path, content, expected):
     with pytest.raises(PlotError, match=expected) as excinfo:
         plot_results.load_history(path)
     assert str(path) in one_line(str(excinfo.value))
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ({"epoch": 1, "loss": float("nan"), "accuracy": 0.9}, "'loss'"),  # JSON's NaN
+        ({"epoch": 1, "loss": 0.3, "accuracy": 1e308}, "'accuracy'"),
+        ({"epoch": 1, "loss": 0.3, "accuracy": 0.9, "val_accuracy": 1.5}, "'val_accuracy'"),
+        ({"epoch": 1, "loss": -0.3, "accuracy": 0.9}, "'loss'"),
+        ({"epoch": 1e300, "loss": 0.3, "accuracy": 0.9}, "'epoch'"),
+        ({"epoch": 0, "loss": 0.3, "accuracy": 0.9}, "'epoch'"),
+    ],
+    ids=["nan-loss", "huge-accuracy", "val-accuracy-above-1", "negative-loss", "huge-epoch", "0"],
+)
+def test_history_numbers_that_cannot_be_right_are_a_clear_error(tmp_path, record, expected):
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"epochs": [record]}))
+    with pytest.raises(PlotError, match=expected) as excinfo:
+        plot_results.load_history(path)
+    assert str(path) in one_line(str(excinfo.value))
+
+
+def test_a_history_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "history.json"
+    os.mkfifo(fifo)
+    # Opening a FIFO to read waits for a writer: this one comes after 10 s if the check is
+    # missing, so the test fails instead of hanging.
+    writer = threading.Timer(10, lambda: open(fifo, "w").close())
+    writer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(PlotError, match="not a regular file") as excinfo:
+            plot_results.load_history(fifo)
+    finally:
+        writer.cancel()
+    assert time.monotonic() - started < 5
+    one_line(str(excinfo.value))
+
+
+def test_an_empty_output_folder_is_refused(model_and_history, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model_path, history_path = model_and_history
+    message = run_main(["--model", str(model_path), "--out", ""], capsys)
+    assert "--out" in message and "empty" in message
+    assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
 
 
 def test_history_that_is_not_text_is_a_clear_error(tmp_path):
