@@ -12,7 +12,7 @@ settings plus what you changed, checked": the fields that define a run (the seed
 the network, the learning-rate schedule) cannot change, or it would no longer be that run;
 ``epochs`` may grow; the rest (where to save, what to print) is free.
 
-Imports only the standard library and simple_cnn (NumPy): ``--help`` answers at once.
+Imports only the standard library, NumPy and simple_cnn: ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from atomic_write import FileWriteError, check_writable
 from simple_cnn import plan_stages
@@ -383,9 +385,8 @@ class TrainConfig:
         for item in dataclasses.fields(self):
             if item.name == "changed":
                 continue
-            value = getattr(self, item.name)
-            if isinstance(value, list):  # lists from JSON or a caller: tuples, as the defaults
-                setattr(self, item.name, value := tuple(value))
+            value = _plain(getattr(self, item.name))
+            setattr(self, item.name, value)
             try:
                 item.metadata["check"](value)
             except ValueError as error:
@@ -413,6 +414,23 @@ class TrainConfig:
         return frozenset(
             item.name for item in _settings() if getattr(self, item.name) != item.default
         )
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as the plain Python value the checks and the model file's JSON take:
+    lists (from JSON or a caller) become tuples, as the defaults are; NumPy numbers and arrays
+    and pathlib paths, common in notebooks, become int, float, tuple and str."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
 
 
 def _per_stage(values: tuple, n_stages: int, option: str) -> tuple:

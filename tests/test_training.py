@@ -362,6 +362,26 @@ def test_a_tensorboard_folder_that_cannot_be_made_is_refused_before_training(tmp
     assert str(folder) in str(error.value) and "\n" not in str(error.value)
 
 
+def test_settings_from_code_take_paths_and_numpy_numbers(tmp_path):
+    # What a notebook passes: pathlib paths, and numbers that come out of NumPy.
+    config = driver.TrainConfig(
+        save_path=tmp_path / "model.npz",
+        seed=np.int64(3),
+        batch_size=np.int32(32),
+        learning_rate=np.float32(0.5),
+        limit=np.uint16(300),
+    )
+    assert config.save_path == str(tmp_path / "model.npz")
+    assert (config.seed, config.batch_size, config.limit) == (3, 32, 300)
+    assert type(config.seed) is int and type(config.learning_rate) is float
+    assert config.learning_rate == 0.5
+    json.dumps(driver.train_config.run_settings(config))  # plain values: the model file's JSON
+    with pytest.raises(driver.ConfigError, match="--seed"):
+        driver.TrainConfig(seed=np.float64(1.5))
+    with pytest.raises(driver.ConfigError, match="--epochs"):
+        driver.TrainConfig(epochs=np.bool_(True))
+
+
 def test_importing_the_program_only_defines_things(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import simple_cnn_from_scratch"],
