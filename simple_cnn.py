@@ -270,6 +270,10 @@ class SimpleCNN:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        if seed is not None and (
+            not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0
+        ):
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.stages = plan_stages(filters, kernel_sizes, paddings, input_shape)
@@ -600,10 +604,16 @@ class SimpleCNN:
             )
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise ValueError(f"{name} must be a numeric array, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
-        if not np.isfinite(x).all():
+        with np.errstate(over="ignore"):  # an overflow is reported below, with its size
+            cast = x.astype(self.dtype, copy=False)
+        if not np.isfinite(cast).all():
+            if cast is not x and np.isfinite(x).all():
+                raise ValueError(
+                    f"{name} has values up to {float(np.abs(x).max()):.3g}, beyond "
+                    f"{self.dtype.name}'s range; expected values that fit in {self.dtype.name}"
+                )
             raise ValueError(f"{name} contains NaN or infinity; expected finite values")
-        return x
+        return cast
 
     def _check_input(self, x) -> np.ndarray:
         dtype = np.asarray(x).dtype

@@ -412,3 +412,25 @@ def test_an_update_that_overflows_the_filters_is_refused_and_they_are_kept():
     assert "learning_rate" in one_line(excinfo)
     for filters, previous in zip(cnn.filters, before, strict=True):
         np.testing.assert_array_equal(filters, previous)
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, True, "0"])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
+    with pytest.raises(ValueError, match="seed") as excinfo:
+        SimpleCNN(seed=seed)
+    one_line(excinfo)
+
+
+def test_numpy_integer_seeds_are_seeds():
+    np.testing.assert_array_equal(
+        SimpleCNN(seed=np.int64(4)).filters[0], SimpleCNN(seed=4).filters[0]
+    )
+
+
+@pytest.mark.filterwarnings("error")  # NumPy's "overflow encountered in cast" would be one
+def test_float64_input_too_large_for_float32_is_refused_with_its_size():
+    cnn = SimpleCNN(seed=0)
+    x = np.full((2, 1, 28, 28), 1e300)
+    with pytest.raises(ValueError) as excinfo:
+        cnn.forward(x)
+    assert "1e+300" in one_line(excinfo) and "float32" in one_line(excinfo)
