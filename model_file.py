@@ -455,7 +455,13 @@ def _read_conv_optimizer(members: _Members, stages) -> tuple[dict, dict]:
         _is_number(settings[name]) and settings[name] >= 0 for name in ADAM_SETTINGS
     ):
         raise members.error(f"{problem} (settings {settings})")
-    if not (settings["beta_1"] < 1 and settings["beta_2"] < 1):
+    # epsilon keeps Adam's step finite where a filter's gradient has always been 0.
+    if not (
+        settings["beta_1"] < 1
+        and settings["beta_2"] < 1
+        and settings["epsilon"] > 0
+        and settings["learning_rate"] > 0
+    ):
         raise members.error(f"{problem} (settings {settings})")
     if "conv_optimizer.iterations" not in members.names():
         raise members.error(f"{problem} (conv_optimizer.iterations is missing)")

@@ -264,6 +264,8 @@ def test_damaged_files_are_refused_with_one_line(saved, tmp_path, write, problem
         (lambda a: a.pop("conv_optimizer.m1"), "conv optimizer state"),
         (lambda a: a.pop("conv_optimizer.iterations"), "conv optimizer state"),
         (lambda a: a.update(conv_optimizer_settings=np.array("{}}")), "bad training record"),
+        (set_json("conv_optimizer_settings", epsilon=0.0), "conv optimizer"),  # 0 / 0 = NaN
+        (set_json("conv_optimizer_settings", learning_rate=0.0), "conv optimizer"),
         (lambda a: a.update(extra=np.zeros(3)), "unknown member 'extra'"),
         (lambda a: a.update(architecture=np.array('{"filters": [6]}')), "architecture"),
         (set_json("architecture", filters=[6, 16, 32, 64, 128]), "impossible architecture"),
