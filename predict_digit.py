@@ -479,8 +479,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Classify each picture named; returns 1 if any picture could not be read, else 0."""
+    """Classify each picture named; returns 1 if any picture could not be read, else 0 (130
+    after Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    try:
+        return classify_and_print(args)
+    except KeyboardInterrupt:  # a folder of large photos takes a while: stop without a traceback
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def classify_and_print(args: argparse.Namespace) -> int:
+    """main()'s work, for the parsed command line."""
     answers = read_pictures(args.pictures)
     readable = [answer for answer in answers if answer.error is None]
     class_names: list[str] = []

@@ -338,6 +338,18 @@ def test_all_good_pictures_exit_0(model_path, seven_and_two, capsys):
     assert predict_digit.main([seven, two, "--model", str(model_path)]) == 0
 
 
+def test_ctrl_c_while_reading_a_folder_stops_quietly(
+    model_path, seven_and_two, capsys, monkeypatch
+):
+    def interrupted(path):
+        raise KeyboardInterrupt  # Ctrl-C while Pillow decodes a large photo
+
+    monkeypatch.setattr(predict_digit, "read_picture", interrupted)
+    seven, _, two = seven_and_two
+    assert predict_digit.main([seven, two, "--model", str(model_path)]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
 def test_a_folder_gives_its_pictures_sorted_by_name(model_path, test_digits, tmp_path, capsys):
     digits, _ = test_digits
     folder = tmp_path / "digits"
