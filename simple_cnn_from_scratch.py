@@ -16,9 +16,10 @@ it), the epoch loop built on it, and the program around them. Every step:
     d loss / d features --SimpleCNN.backward (NumPy)--> d filters (a NumPy Adam applies them)
 
 The model file (filters, head, both optimizers, the position reached) is written atomically
-after every epoch and when the run is stopped (Ctrl-C or SIGTERM), so ``--resume`` continues
-exactly where it stopped. TensorFlow is imported only when training starts: ``--help`` and a
-mistyped option answer at once. Importing this module only defines things; ``main()`` runs it.
+after every epoch and when the run is stopped (Ctrl-C, SIGTERM or SIGHUP), so ``--resume``
+continues exactly where it stopped. TensorFlow is imported only when training starts: ``--help``
+and a mistyped option answer at once. Importing this module only defines things; ``main()``
+runs it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ from __future__ import annotations
 import signal
 import sys
 
+# Ctrl-C, SIGTERM and (where there are terminals) SIGHUP stop a run, saving it first.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
 if __name__ == "__main__":
-    # Ctrl-C or SIGTERM while the modules below load: stop quietly with the shell's status
-    # (130, 143) instead of a traceback. stop_requests() takes over once training starts.
-    for _signal_number in (signal.SIGINT, signal.SIGTERM):
+    # A stop signal while the modules below load: stop quietly with the shell's status (130,
+    # 143, 129) instead of a traceback. stop_requests() takes over once training starts.
+    for _signal_number in STOP_SIGNALS:
         signal.signal(_signal_number, lambda number, frame: sys.exit(128 + number))
 
 # ruff: noqa: E402  (the imports below come after that)
@@ -78,7 +84,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C or SIGTERM stopped training; the message says what was saved and how to resume."""
+    """A stop signal ended training; the message says what was saved and how to resume."""
 
     def __init__(self, message: str, signal_number: int = signal.SIGINT):
         super().__init__(message)
@@ -457,7 +463,7 @@ def train(
         step's StepResult.
     stop : StopRequest, optional
         Set it to stop the run as Ctrl-C does (from another thread: a run in the background).
-        Without it, Ctrl-C and SIGTERM set one (in the main thread).
+        Without it, Ctrl-C, SIGTERM and SIGHUP set one (in the main thread).
 
     Returns
     -------
@@ -468,7 +474,7 @@ def train(
     Raises
     ------
     TrainingInterrupted
-        Ctrl-C or SIGTERM arrived; the exact state was saved first (unless ``no_save``).
+        Ctrl-C, SIGTERM or SIGHUP arrived; the exact state was saved first (unless ``no_save``).
     NonFiniteLossError
         The loss became NaN or infinite; the model file keeps the last good epoch.
     DatasetError, ModelFileError, ConfigError, FileWriteError
@@ -648,24 +654,25 @@ def open_tensorboard(config: TrainConfig, model: Model):
 
 
 # --------------------------------------------------------------------------------------------
-# 6. Stopping: Ctrl-C and SIGTERM become a request honoured between steps
+# 6. Stopping: Ctrl-C, SIGTERM and SIGHUP become a request honoured between steps
 # --------------------------------------------------------------------------------------------
 
 
 class StopRequest(threading.Event):
-    """Set by the first Ctrl-C or SIGTERM; ``signal_number`` says which."""
+    """Set by the first Ctrl-C, SIGTERM or SIGHUP; ``signal_number`` says which."""
 
     signal_number: int = signal.SIGINT
 
 
 @contextmanager
 def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
-    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request that the loop honours between
-    steps, where the filters, the head and both optimizers are consistent for the save.
+    """Turn the first Ctrl-C (SIGINT), SIGTERM or SIGHUP into a request that the loop honours
+    between steps, where the filters, the head and both optimizers are consistent for the save.
 
-    SIGTERM is what a scheduler, ``timeout``, ``docker stop`` or a closed terminal sends, so it
-    is treated like Ctrl-C. A second signal interrupts at once, as usual. A ``request`` given
-    by the caller is used as it is, and no handler is installed: its owner sets it.
+    SIGTERM is what a scheduler, ``timeout`` or ``docker stop`` sends, SIGHUP what a closed
+    terminal or a dropped ssh connection sends, so both are treated like Ctrl-C. A second
+    signal interrupts at once, as usual. A ``request`` given by the caller is used as it is,
+    and no handler is installed: its owner sets it.
     """
     if request is not None:
         yield request
@@ -678,10 +685,15 @@ def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
     def request_stop(signal_number, frame):
         if request.is_set():
             raise KeyboardInterrupt  # the second time: stop now
+        if signal_number == getattr(signal, "SIGHUP", None):
+            # The terminal is gone: a progress line written to it would fail before the save.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, sys.stderr.fileno())
         request.signal_number = signal_number
         request.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
     try:
         yield request
     finally:
@@ -792,7 +804,8 @@ def _silent(*args, **kwargs) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the training program; returns the exit status (0 done, 130 Ctrl-C, 143 SIGTERM)."""
+    """Run the training program; returns the exit status (0 done, 130 Ctrl-C, 143 SIGTERM,
+    129 SIGHUP)."""
     config = parse_args(argv)
     try:
         history = train(config)

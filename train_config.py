@@ -524,8 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train SimpleCNN (NumPy convolutions + a Keras dense head) end to end on "
         "MNIST, save the model after every epoch, and print the test accuracy.",
-        epilog="Ctrl-C (or SIGTERM) saves the model and exits; continue with --resume. "
-        "Classify your own picture with: python predict_digit.py IMAGE",
+        epilog="Ctrl-C (or SIGTERM, or closing the terminal) saves the model and exits; continue "
+        "with --resume. Classify your own picture with: python predict_digit.py IMAGE",
         allow_abbrev=False,  # --epoch must not silently mean --epochs
         argument_default=argparse.SUPPRESS,  # only what was given: resuming needs to know
     )

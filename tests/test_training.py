@@ -6,6 +6,7 @@ checks that need a fresh interpreter (``--help``, a bad option, importing) start
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -455,6 +456,33 @@ def test_ctrl_c_in_the_program_saves_and_exits_with_130(tmp_path):
     assert f"--resume {model_path}" in stderr
     saved = load_model(model_path)
     assert saved.epoch >= 1 and saved.config["epochs"] == 100
+
+
+def test_a_closed_terminal_sighup_saves_the_run_and_exits_with_129(tmp_path):
+    model_path = tmp_path / "model.npz"
+    terminal, program_side = os.openpty()  # a terminal: the live progress bar writes each step
+    program = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py")]
+        + ["--limit", "2000", "--epochs", "100", "--save", str(model_path)],
+        cwd=tmp_path,
+        stdout=program_side,
+        stderr=program_side,
+    )
+    os.close(program_side)
+    try:
+        seen = b""
+        while b"Epoch 2/100" not in seen:  # epoch 1 is done and saved
+            ready, _, _ = select.select([terminal], [], [], 120)
+            assert ready, seen[-500:]
+            seen += os.read(terminal, 4096)
+        os.close(terminal)  # the terminal window closes: writing to it now fails...
+        program.send_signal(signal.SIGHUP)  # ... and its processes get SIGHUP
+        program.wait(timeout=120)
+    finally:
+        program.kill()
+    assert program.returncode == 128 + signal.SIGHUP
+    saved = load_model(model_path)
+    assert saved.epoch >= 1 and saved.step > 0  # the exact state, mid-epoch
 
 
 def test_main_reports_an_interrupted_run_with_status_130(monkeypatch, capsys):
