@@ -312,9 +312,10 @@ def _read_model(members: _Members) -> SavedModel:
     except ValueError as error:
         raise members.error(f"damaged model file: bad training record ({error})") from None
     _check_settings_describe_the_network(settings, architecture, stages, members)
-    step = members.integer("step")
+    epoch, step = members.integer("epoch"), members.integer("step")
     partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
     _check_position(step, partial_epoch, settings.batch_size, members)
+    history = _check_history(members.json("history", list), epoch, members)
     return SavedModel(
         architecture=architecture,
         conv_filters=conv_filters,
@@ -323,11 +324,11 @@ def _read_model(members: _Members) -> SavedModel:
         conv_optimizer_settings=conv_settings,
         conv_optimizer_state=conv_state,
         head_optimizer_state=head_optimizer_state,
-        epoch=members.integer("epoch"),
+        epoch=epoch,
         step=step,
         partial_epoch=partial_epoch,
         config=config,
-        history=_check_history(members.json("history", list), members),
+        history=history,
     )
 
 
@@ -510,15 +511,22 @@ def _check_position(step: int, partial_epoch: dict, batch_size: int, members: _M
         )
 
 
-def _check_history(history: list, members: _Members) -> list:
-    """Per-epoch records: objects whose "epoch" is an integer and whose values are numbers."""
-    for record in history:
+def _check_history(history: list, epoch: int, members: _Members) -> list:
+    """One record per finished epoch, the epochs 1, 2, ... ``epoch`` in order, each an object
+    whose values are numbers: a resumed run extends it, and the curves are drawn from it."""
+    for number, record in enumerate(history, start=1):
         if not (
             isinstance(record, dict)
-            and _is_int(record.get("epoch"))
+            and record.get("epoch") == number
+            and _is_int(record["epoch"])
             and all(value is None or _is_number(value) for value in record.values())
         ):
             raise members.error("damaged model file: bad training record (history)")
+    if len(history) != epoch:
+        raise members.error(
+            f"damaged model file: bad training record (history: {len(history)} epochs for "
+            f"{epoch} done)"
+        )
     return history
 
 

@@ -182,7 +182,7 @@ def test_restored_optimizers_continue_like_the_originals(tmp_path):
 def test_save_replaces_the_file_atomically_and_keeps_it_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     model = stepped_model()
-    model.epoch = 1
+    model.epoch, model.history = 1, model.history[:1]
     save_model(path, driver.to_saved(model))
     good = path.read_bytes()
 
@@ -281,6 +281,9 @@ def test_damaged_files_are_refused_with_one_line(saved, tmp_path, write, problem
         (lambda a: a.update(step=np.array(-1)), "step is -1"),
         (lambda a: a.update(epoch=np.array(2.5)), "epoch is float64"),
         (lambda a: a.update(history=np.array('[{"epoch": "one"}]')), "history"),
+        (lambda a: a.update(history=np.array("[]")), "history"),  # 2 epochs done, none recorded
+        (lambda a: a.update(history=np.array('[{"epoch": 1}, {"epoch": 1}]')), "history"),
+        (lambda a: a.update(epoch=np.array(5)), "history"),  # 5 done, 2 recorded
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
