@@ -658,6 +658,14 @@ def open_tensorboard(config: TrainConfig, model: Model):
 # --------------------------------------------------------------------------------------------
 
 
+class StopNow(KeyboardInterrupt):
+    """A second stop signal: stop at once, without saving; ``exit_status`` is the shell's."""
+
+    def __init__(self, signal_number: int):
+        super().__init__()
+        self.exit_status = 128 + signal_number
+
+
 class StopRequest(threading.Event):
     """Set by the first Ctrl-C, SIGTERM or SIGHUP; ``signal_number`` says which."""
 
@@ -684,7 +692,7 @@ def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
 
     def request_stop(signal_number, frame):
         if request.is_set():
-            raise KeyboardInterrupt  # the second time: stop now
+            raise StopNow(signal_number)  # the second time: stop now
         if signal_number == getattr(signal, "SIGHUP", None):
             # The terminal is gone: a progress line written to it would fail before the save.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -812,9 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
         return stop.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # StopNow: a second signal
         print("\nInterrupted.", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_status", 130)
     except (DatasetError, ModelFileError, NonFiniteLossError, ConfigError, OSError) as error:
         sys.exit(f"error: {error}")
     print(f"Test accuracy: {history['test_accuracy']:.4f}")

@@ -485,6 +485,18 @@ def test_a_closed_terminal_sighup_saves_the_run_and_exits_with_129(tmp_path):
     assert saved.epoch >= 1 and saved.config["epochs"] == 100
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_stops_at_once_with_its_own_status(monkeypatch, capsys, signal_number):
+    def signalled_twice(*args, **kwargs):
+        signal.raise_signal(signal_number)  # the first asks to stop after the step...
+        signal.raise_signal(signal_number)  # ... the second stops now
+
+    monkeypatch.setattr(driver, "train_epoch", signalled_twice)
+    status = driver.main(["--limit", "300", "--epochs", "1", "--no-save", "--quiet"])
+    assert status == 128 + signal_number
+    assert capsys.readouterr().err == "\nInterrupted.\n"
+
+
 def test_main_reports_an_interrupted_run_with_status_130(monkeypatch, capsys):
     def interrupted(config):
         raise driver.TrainingInterrupted("Interrupted at epoch 3, step 7; saved to m.npz.")
