@@ -791,10 +791,12 @@ def diverged_message(model: Model, epoch: int, step: int) -> str:
         kept = f"{config.save_path} keeps {_last_saved_position(model)}"
     else:
         kept = "this run has saved no model yet"
+    # Resuming keeps the run's learning rate: only a new run can take a smaller one.
+    new_run = "start a new run (without --resume) with" if config.resume_path else "try"
     return (
         f"the training loss or its gradient became NaN or infinite at epoch {epoch}, step "
-        f"{step}: training diverged and stopped ({kept}); try a smaller --learning-rate than "
-        f"{config.learning_rate}"
+        f"{step}: training diverged and stopped ({kept}); {new_run} a smaller --learning-rate "
+        f"than {config.learning_rate}"
     )
 
 

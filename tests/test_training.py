@@ -223,6 +223,21 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_model(tmp_path):
     assert (kept.epoch, kept.step) == (1, 0)
 
 
+def test_a_resumed_run_that_diverges_suggests_a_new_run(tmp_path):
+    driver.train(quick_config(tmp_path, epochs=1, limit=300))
+
+    def spoil_weights(model, epoch, step):
+        model.cnn.conv2_filters[0, 0, 0, 0] = np.inf
+
+    resumed = driver.TrainConfig(
+        resume_path=str(tmp_path / "model.npz"), epochs=2, verbose=False, changed={"epochs"}
+    )
+    with pytest.raises(driver.NonFiniteLossError) as error:
+        driver.train(resumed, on_step=spoil_weights)
+    # --learning-rate cannot change when resuming: the advice must be one that works.
+    assert "start a new run (without --resume) with a smaller --learning-rate" in str(error.value)
+
+
 def test_gradients_that_overflow_stop_training_like_a_non_finite_loss(tmp_path):
     def inflate_the_head_gradient(model, epoch, step):
         if (epoch, step) == (2, 5):
