@@ -126,6 +126,8 @@ def _regular_file_target(path: str | os.PathLike, what: str = "file") -> Path:
     does not exist yet in an existing folder."""
     if os.fspath(path) == "":
         raise FileWriteError(f"the {what} path is empty; give a file name")
+    if os.fspath(path).endswith(os.sep):  # "runs/" names a folder, not a file called "runs"
+        raise FileWriteError(f"the {what} {path} is a folder; give a file name")
     target = Path(os.path.realpath(path))
     try:
         mode = target.stat().st_mode

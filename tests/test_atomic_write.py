@@ -149,3 +149,14 @@ def test_same_file_sees_through_links_and_relative_paths(tmp_path, monkeypatch):
     assert same_file("a.npz", tmp_path / "b.npz")
     assert same_file("./x/../a.npz", "a.npz")
     assert not same_file("a.npz", "c.npz")
+
+
+def test_a_path_ending_in_a_slash_is_a_folder_not_a_file_name(tmp_path):
+    # "--save runs/" means a folder: writing a file named "runs" would surprise.
+    for call in (
+        lambda: check_writable(f"{tmp_path}/runs/", "model file"),
+        lambda: write_atomically(f"{tmp_path}/runs/", write_bytes(b"x")),
+    ):
+        with pytest.raises(FileWriteError, match="folder"):
+            call()
+    assert list(tmp_path.iterdir()) == []
