@@ -124,9 +124,9 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
 def _regular_file_target(path: str | os.PathLike, what: str = "file") -> Path:
     """The real file behind ``path`` (links followed), refused unless it is a regular file or
     does not exist yet in an existing folder."""
-    if os.fspath(path) == "":
+    if os.fsdecode(path) == "":
         raise FileWriteError(f"the {what} path is empty; give a file name")
-    if os.fspath(path).endswith(os.sep):  # "runs/" names a folder, not a file called "runs"
+    if os.fsdecode(path).endswith(os.sep):  # "runs/" names a folder, not a file called "runs"
         raise FileWriteError(f"the {what} {path} is a folder; give a file name")
     target = Path(os.path.realpath(path))
     try:

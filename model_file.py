@@ -154,6 +154,8 @@ def load_model(path: str | os.PathLike) -> SavedModel:
 
 
 def _open_archive(path: str | os.PathLike) -> zipfile.ZipFile:
+    if os.fsdecode(path) == "":
+        raise ModelFileError("the model file path is empty; give the path of a .npz model file")
     if not os.path.exists(path):
         raise ModelFileError(
             f"{path}: no such model file; train one with: python simple_cnn_from_scratch.py"

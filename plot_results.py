@@ -84,6 +84,10 @@ def load_history(path: str | os.PathLike) -> dict:
     PlotError
         The file is missing, is not JSON, or does not have that structure.
     """
+    if os.fsdecode(path) == "":  # Path("") would be the current folder
+        raise PlotError(
+            "the history file path is empty; give the JSON file, or leave out --history"
+        )
     path = Path(path)
     if path.exists() and not path.is_file():  # a FIFO would wait for a writer forever
         raise PlotError(

@@ -208,6 +208,11 @@ def current_umask():
     return umask
 
 
+def test_an_empty_path_is_a_clear_error():
+    with pytest.raises(ModelFileError, match="the model file path is empty"):
+        load_model("")
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ModelFileError, match=r"no-such\.npz: no such model file"):
         load_model(tmp_path / "no-such.npz")

@@ -378,6 +378,11 @@ def test_an_empty_output_folder_is_refused(model_and_history, tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
 
 
+def test_an_empty_history_path_is_a_clear_error():
+    with pytest.raises(PlotError, match="history file path is empty"):
+        plot_results.load_history("")
+
+
 def test_history_that_is_not_text_is_a_clear_error(tmp_path):
     path = tmp_path / "history.json"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
