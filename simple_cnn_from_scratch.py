@@ -309,6 +309,7 @@ def train_step(model: Model, images: np.ndarray, labels: np.ndarray) -> StepResu
     conv_gradients = model.cnn.backward(d_features, learning_rate=0)  # NumPy backward pass
     _require_finite(*conv_gradients)
     model.conv_optimizer.step(model.cnn.filters, list(conv_gradients))  # NumPy Adam
+    _require_finite(*model.conv_optimizer.v)  # huge finite gradients overflow their squares
     return StepResult(loss, int(correct), conv_gradients, head_gradients)
 
 

@@ -256,6 +256,28 @@ def test_gradients_that_overflow_stop_training_like_a_non_finite_loss(tmp_path):
     assert load_model(tmp_path / "model.npz").epoch == 1
 
 
+def test_an_optimizer_state_that_overflows_stops_training_like_a_non_finite_loss(tmp_path):
+    # Gradients near 1e22 are finite, but Adam's running mean of their squares is not, and the
+    # next step turns it into NaN filters. Stopped at the step itself, the run never saves an
+    # optimizer state that no program here loads (Ctrl-C or an epoch's end right after it).
+    def inflate_the_head_gradient(model, epoch, step):
+        if (epoch, step) == (2, 5):
+            head_step = model.head_step
+
+            def huge_once(features, labels):
+                model.head_step = head_step  # one step only: the rest of the run looks fine
+                loss, correct, d_features, head_gradients = head_step(features, labels)
+                return loss, correct, d_features * 1e25, head_gradients
+
+            model.head_step = huge_once
+
+    with pytest.raises(
+        driver.NonFiniteLossError, match="epoch 2, step 6.*keeps the end of epoch 1"
+    ):
+        driver.train(quick_config(tmp_path, limit=1000), on_step=inflate_the_head_gradient)
+    assert load_model(tmp_path / "model.npz").epoch == 1
+
+
 def test_loops_implementation_trains_like_the_fast_one(tmp_path):
     # The slow reference path is real: the same few steps give the same filters.
     results = {}
