@@ -626,9 +626,30 @@ def saves(config: TrainConfig) -> bool:
 
 
 def save(model: Model) -> None:
-    """Write the model file (atomically), unless the run saves nothing."""
-    if saves(model.config):
-        save_model(model.config.save_path, to_saved(model))
+    """Write the model file (atomically), unless the run saves nothing.
+
+    Never a model holding NaN or infinity (in a weight or an optimizer's state), which
+    load_model refuses: the file keeps what it held, and NonFiniteLossError says so.
+    """
+    if not saves(model.config):
+        return
+    saved = to_saved(model)
+    arrays = [
+        *saved.conv_filters,
+        *(weight for pair in saved.head_weights for weight in pair),
+        *saved.head_state,
+        *saved.conv_optimizer_state.values(),
+        *saved.head_optimizer_state,
+    ]
+    if not all(np.isfinite(array).all() for array in arrays):
+        path = model.config.save_path
+        kept = f"{path} was left as it was" if os.path.exists(path) else "nothing was saved"
+        raise NonFiniteLossError(
+            f"the model's weights or its optimizers' state became NaN or infinite by "
+            f"{_position(model.epoch, model.step)}: training diverged and stopped ({kept}); "
+            f"{_smaller_learning_rate(model.config)}"
+        )
+    save_model(model.config.save_path, saved)
 
 
 def write_history(
@@ -792,13 +813,16 @@ def diverged_message(model: Model, epoch: int, step: int) -> str:
         kept = f"{config.save_path} keeps {_last_saved_position(model)}"
     else:
         kept = "this run has saved no model yet"
-    # Resuming keeps the run's learning rate: only a new run can take a smaller one.
-    new_run = "start a new run (without --resume) with" if config.resume_path else "try"
     return (
         f"the training loss or its gradient became NaN or infinite at epoch {epoch}, step "
-        f"{step}: training diverged and stopped ({kept}); {new_run} a smaller --learning-rate "
-        f"than {config.learning_rate}"
+        f"{step}: training diverged and stopped ({kept}); {_smaller_learning_rate(config)}"
     )
+
+
+def _smaller_learning_rate(config: TrainConfig) -> str:
+    # Resuming keeps the run's learning rate: only a new run can take a smaller one.
+    new_run = "start a new run (without --resume) with" if config.resume_path else "try"
+    return f"{new_run} a smaller --learning-rate than {config.learning_rate}"
 
 
 def _last_saved_position(model: Model) -> str:

@@ -278,6 +278,19 @@ def test_an_optimizer_state_that_overflows_stops_training_like_a_non_finite_loss
     assert load_model(tmp_path / "model.npz").epoch == 1
 
 
+def test_a_model_with_a_non_finite_number_is_never_saved(tmp_path):
+    # However it got there (the head's Keras Adam, say), a file holding infinity would be one
+    # that load_model refuses: neither resumable nor, by --save, replaceable.
+    def spoil_the_head_optimizer(model, epoch, step):
+        if (epoch, step) == (1, model.steps_per_epoch):
+            moment = model.head_optimizer.variables[3]  # a velocity (iterations, rate, m, v)
+            moment.assign(np.full(moment.shape, np.inf, np.float32))
+
+    with pytest.raises(driver.NonFiniteLossError, match="nothing was saved"):
+        driver.train(quick_config(tmp_path, limit=1000), on_step=spoil_the_head_optimizer)
+    assert not (tmp_path / "model.npz").exists()
+
+
 def test_loops_implementation_trains_like_the_fast_one(tmp_path):
     # The slow reference path is real: the same few steps give the same filters.
     results = {}
