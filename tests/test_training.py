@@ -256,6 +256,7 @@ def test_gradients_that_overflow_stop_training_like_a_non_finite_loss(tmp_path):
     assert load_model(tmp_path / "model.npz").epoch == 1
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # adam.py's, expected
 def test_an_optimizer_state_that_overflows_stops_training_like_a_non_finite_loss(tmp_path):
     # Gradients near 1e22 are finite, but Adam's running mean of their squares is not, and the
     # next step turns it into NaN filters. Stopped at the step itself, the run never saves an
