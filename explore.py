@@ -488,7 +488,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = self.rfile.read(int(length))
         try:
             body = json.loads(data or b"{}", parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise RequestError(
                 400, f"the body is not valid JSON ({' '.join(str(error).split())})"
             ) from None

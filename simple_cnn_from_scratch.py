@@ -53,7 +53,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import train_config
-from adam import Adam
+from adam import Adam, NonFiniteUpdateError
 from atomic_write import (
     FileWriteError,
     check_writable,
@@ -307,9 +307,7 @@ def train_step(model: Model, images: np.ndarray, labels: np.ndarray) -> StepResu
     loss, d_features = float(loss), d_features.numpy()
     _require_finite(loss, d_features)  # a NaN would spread into every weight: stop first
     conv_gradients = model.cnn.backward(d_features, learning_rate=0)  # NumPy backward pass
-    _require_finite(*conv_gradients)
     model.conv_optimizer.step(model.cnn.filters, list(conv_gradients))  # NumPy Adam
-    _require_finite(*model.conv_optimizer.v)  # huge finite gradients overflow their squares
     return StepResult(loss, int(correct), conv_gradients, head_gradients)
 
 
@@ -383,7 +381,12 @@ def train_steps(
             result = train_step(
                 model, shift_images(data.x_train[batch], shifts[batch]), data.y_train[batch]
             )
-        except (_NonFiniteStep, NonFiniteFeaturesError, NonFiniteGradientsError):
+        except (
+            _NonFiniteStep,
+            NonFiniteFeaturesError,
+            NonFiniteGradientsError,
+            NonFiniteUpdateError,
+        ):
             if progress:
                 progress.end_line()
             raise NonFiniteLossError(diverged_message(model, epoch, step + 1)) from None

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from gradcheck import rel_error
 
-from adam import Adam
+from adam import Adam, NonFiniteUpdateError
 
 SHAPES = [(6, 1, 5, 5), (16, 6, 5, 5), (10,)]
 
@@ -139,3 +139,20 @@ def test_step_rejects_gradients_that_do_not_match_the_parameters(param_shapes, g
     message = str(excinfo.value)
     assert "\n" not in message
     np.testing.assert_array_equal(params[0], 0.0)  # nothing was updated
+
+
+def test_a_gradient_that_overflows_the_moments_is_refused_and_changes_nothing():
+    # A huge but finite gradient: its square overflows float32, so v would become infinite and
+    # the next step NaN. The optimizer refuses it and keeps every number as it was.
+    params = [np.ones((2, 2), np.float32)]
+    optimizer = Adam(learning_rate=0.1)
+    optimizer.step(params, [np.full((2, 2), 0.5, np.float32)])
+    before = optimizer.state_dict()
+    params_before = params[0].copy()
+    with pytest.raises(NonFiniteUpdateError, match="largest magnitude 3e\\+20"):
+        optimizer.step(params, [np.full((2, 2), 3e20, np.float32)])
+    np.testing.assert_array_equal(params[0], params_before)
+    for name, value in optimizer.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    optimizer.step(params, [np.full((2, 2), 0.5, np.float32)])  # and it goes on as before
+    assert optimizer.iterations == 2

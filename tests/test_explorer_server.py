@@ -365,6 +365,7 @@ def test_nothing_outside_the_pages_files_is_served(client, path):
     [
         ("/api/analyse", b"{not json", 400, "not valid JSON"),
         ("/api/analyse", b"[1, 2]", 400, "JSON object"),
+        ("/api/analyse", b"[" * 100_000, 400, "not valid JSON"),
         (
             "/api/analyse",
             b'{"drawing": {"width": 2, "height": 2, "ink": [NaN, 0, 0, 0]}}',
