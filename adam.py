@@ -57,28 +57,22 @@ class Adam:
                     f"gradient {i} has shape {g.shape} but parameter {i} has shape {p.shape} "
                     f"(and this optimizer's state {m.shape}); they must be equal"
                 )
-        t = self.iterations + 1
-        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        new_m, new_v, updates = [], [], []
-        with np.errstate(over="ignore", invalid="ignore"):  # reported below, with the cause
-            for g, m, v in zip(grads, self.m, self.v, strict=True):
-                new_m.append(m + (1 - self.beta_1) * (g - m))  # beta_1 m + (1 - beta_1) g
-                new_v.append(v + (1 - self.beta_2) * (g * g - v))
-                updates.append(lr_t * new_m[-1] / (np.sqrt(new_v[-1]) + self.epsilon))
-        for i, (g, m, v, update) in enumerate(zip(grads, new_m, new_v, updates, strict=True)):
-            if not (np.isfinite(m).all() and np.isfinite(v).all() and np.isfinite(update).all()):
+        # A gradient whose square overflows would make v infinite and every later step NaN;
+        # below this bound m, v and the step stay finite (|m| / sqrt(v) stays small).
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            largest = float(np.abs(g).max(initial=0.0))
+            if not largest < np.sqrt(np.finfo(np.result_type(p, g)).max) / 4:
                 raise NonFiniteUpdateError(
-                    f"gradient {i} (largest magnitude {float(np.abs(g).max()):.3g}) makes Adam's "
-                    "moments or step overflow; nothing was updated"
+                    f"gradient {i} (largest magnitude {largest:.3g}) would make Adam's moments "
+                    "overflow; nothing was updated"
                 )
-        # Every number checked: now change the state, in place (callers hold these arrays).
-        self.iterations = t
-        for p, m, v, update, m_new, v_new in zip(
-            params, self.m, self.v, updates, new_m, new_v, strict=True
-        ):
-            m[...] = m_new
-            v[...] = v_new
-            p -= update.astype(p.dtype, copy=False)
+        self.iterations += 1
+        t = self.iterations
+        lr_t = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
+            m += (1 - self.beta_1) * (g - m)  # the same as beta_1 * m + (1 - beta_1) * g
+            v += (1 - self.beta_2) * (g * g - v)
+            p -= (lr_t * m / (np.sqrt(v) + self.epsilon)).astype(p.dtype, copy=False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to continue exactly where this optimizer is: arrays by name."""

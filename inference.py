@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+import process_tuning
 from download_mnist import FASHION_LABELS
 from model_file import ModelFileError, SavedModel, load_model
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
@@ -124,10 +125,13 @@ class Classifier:
         """
         images = self._check_images(images)
         logits = np.empty((len(images), len(self.class_names)), np.float32)
-        for start in range(0, len(images), batch_size):
-            batch = images_to_input(images[start : start + batch_size])
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below, with its cause
-                logits[start : start + batch_size] = self.head.logits(self._features(batch))
+        # BLAS on one thread, the head's products too: its own threads, left spinning after a
+        # product, would slow the next batch's conv threads far more than they save.
+        with process_tuning.blas_single_threaded():
+            for start in range(0, len(images), batch_size):
+                batch = images_to_input(images[start : start + batch_size])
+                with np.errstate(over="ignore", invalid="ignore"):  # reported below, with cause
+                    logits[start : start + batch_size] = self._logits_of(batch)
         if not np.isfinite(logits).all():
             raise self._overflow_error()
         return logits
@@ -145,9 +149,10 @@ class Classifier:
         logits = self.logits(images)
         return cross_entropy(logits, labels), float((logits.argmax(axis=1) == labels).mean())
 
-    def _features(self, x: np.ndarray) -> np.ndarray:
+    def _logits_of(self, x: np.ndarray) -> np.ndarray:
+        """The head on the features of x, each part in the thread that computed its features."""
         try:
-            return self.cnn.features(x)
+            return self.cnn.features(x, then=self.head.logits)
         except NonFiniteFeaturesError:
             raise self._overflow_error() from None
 

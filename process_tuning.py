@@ -53,14 +53,14 @@ def keep_freed_memory_for_reuse() -> bool:
 
 
 @functools.cache
-def _blas_controller() -> ThreadpoolController:
-    """The handle on NumPy's BLAS thread pool (looked up once: the lookup takes a while)."""
-    return ThreadpoolController()
+def _blas_libraries() -> list:
+    """threadpoolctl's handles on NumPy's BLAS libraries (looked up once: it takes a while)."""
+    return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
 
 
 _blas_lock = threading.Lock()
 _blas_users = 0
-_blas_limit = None  # threadpoolctl's limiter while anyone is inside blas_single_threaded()
+_blas_threads_before: list[int] = []  # each library's threads, while anyone limits them
 
 
 @contextmanager
@@ -70,12 +70,15 @@ def blas_single_threaded() -> Iterator[None]:
     Our own threads each multiply their part of the batch; BLAS threads on top would
     oversubscribe the cores, and they spin-wait against other busy threads (TensorFlow's),
     which made steps many times slower. The limit is process-wide, so concurrent callers share
-    it: the first one in sets it, the last one out restores what was there before.
+    it: the first one in sets it, the last one out restores what was there before. It is set
+    through the libraries' own calls, twice per training step, so it must cost next to nothing.
     """
-    global _blas_users, _blas_limit
+    global _blas_users, _blas_threads_before
     with _blas_lock:
         if _blas_users == 0:
-            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+            _blas_threads_before = [lib.num_threads for lib in _blas_libraries()]
+            for lib in _blas_libraries():
+                lib.set_num_threads(1)
         _blas_users += 1
     try:
         yield
@@ -83,8 +86,8 @@ def blas_single_threaded() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
+                for lib, threads in zip(_blas_libraries(), _blas_threads_before, strict=True):
+                    lib.set_num_threads(threads)
 
 
 _pool_lock = threading.Lock()

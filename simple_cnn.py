@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -253,6 +253,7 @@ class SimpleCNN:
     INPUT_SHAPE = (1, 28, 28)  # the default network's
     NUM_FEATURES = 400  # the default network's: 16 * 5 * 5
     MIN_IMAGES_PER_THREAD = 32  # with fewer, sharing Python's lock costs more than a thread saves
+    PART_BYTES = 6 * 2**20  # see _images_per_part
 
     def __init__(
         self,
@@ -380,15 +381,40 @@ class SimpleCNN:
             self._caches_thread = threading.get_ident()
         return self._check_features(np.concatenate([features for features, _ in results]), x)
 
-    def features(self, x: np.ndarray) -> np.ndarray:
+    def features(self, x: np.ndarray, then: Callable[[np.ndarray], np.ndarray] | None = None):
         """forward(x) without keeping anything for backward(): for inference, from any thread.
 
         The same numbers as forward(x), faster (no cache to fill) and safe to call from any
         number of threads at once. It reads the filters as they are at the moment of the call.
+        ``then``, a function of a batch of features (a dense head, say), runs on each part of
+        the batch in the thread that computed it, and its results come back instead.
         """
         x = self._check_input(x)
-        parts = self._map(self._features_part, self._split_batch(x))
-        return self._check_features(np.concatenate(parts), x)
+        # A large batch goes through in groups, one part per thread each, so that a part's
+        # arrays stay about the size of a core's cache (see _images_per_part).
+        group = self.threads * self._images_per_part()
+
+        def part_features(part: np.ndarray) -> np.ndarray:
+            features = self._check_features(self._forward_part(part, keep_cache=False)[0], part)
+            return features if then is None else then(features)
+
+        return np.concatenate(
+            [
+                result
+                for start in range(0, len(x), group)
+                for result in self._map(part_features, self._split_batch(x[start : start + group]))
+            ]
+        )
+
+    def _images_per_part(self) -> int:
+        """Images one thread takes at a time in features(): as many as keep the first stage's
+        convolution output, the biggest array of the pass, within PART_BYTES (a few MB: about
+        a core's cache), and at least MIN_IMAGES_PER_THREAD. Past that, the pass streams its
+        arrays through memory instead of the cache and takes longer per image."""
+        stage = self.stages[0]
+        bytes_per_image = stage.out_channels * stage.conv_size[0] * stage.conv_size[1]
+        bytes_per_image *= self.dtype.itemsize
+        return max(self.MIN_IMAGES_PER_THREAD, self.PART_BYTES // bytes_per_image)
 
     def _forward_part(self, x: np.ndarray, keep_cache: bool = True):
         """The network on one part of the batch: (features (n, num_features), stage caches).
@@ -411,9 +437,6 @@ class SimpleCNN:
                 x = self.relu(pooled)  # = maxpool(relu(conv)): (n, F, H', W')
                 caches.append((cache, x))
         return self.flatten(x), caches
-
-    def _features_part(self, x: np.ndarray) -> np.ndarray:
-        return self._forward_part(x, keep_cache=False)[0]
 
     def backward(self, d_out: np.ndarray, learning_rate: float = 0.001) -> tuple[np.ndarray, ...]:
         """Backpropagate d_out = dLoss/dfeatures (N, num_features) of the last forward().

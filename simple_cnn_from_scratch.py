@@ -392,7 +392,7 @@ def train_steps(
             raise NonFiniteLossError(diverged_message(model, epoch, step + 1)) from None
         sums.add(result, len(batch))
         sums.seconds = time.perf_counter() - started
-        model.step, model.partial_epoch, model.last_step = step + 1, asdict(sums), result
+        model.step, model.partial_epoch, model.last_step = step + 1, vars(sums).copy(), result
         if progress:
             progress.update(step + 1, sums.means())
         if tensorboard:
