@@ -140,9 +140,11 @@ def stage_forward_steps(
     }
     if k % 2:
         used = used_input(stage, x)
-        steps[f"  of which: copying conv{number}'s {k + 1}x{k + 1} pooling patches"] = lambda: (
-            layers.pooling_patches(used, k)
-        )
+        if layers.choose_columns(stage.out_channels) == "patches":
+            what, copy = f"{k + 1}x{k + 1} pooling patches", layers.pooling_patches
+        else:
+            what, copy = f"{k}x{k} windows (grouped by pooling position)", layers.pooling_windows
+        steps[f"  of which: copying conv{number}'s {what}"] = lambda: copy(used, k)
     steps[f"relu{number} forward"] = lambda: cnn.relu(pooled)
     return steps
 
@@ -172,12 +174,18 @@ def stage_backward_steps(
         ),
     }
     if stage.kernel_size % 2 and need_d_x:
-        weights = layers.shifted_filters(cnn.filters[number - 1])  # (4F, C (K + 1)^2)
-        d_conv = np.ones((len(weights), relu_out.size // stage.out_channels), relu_out.dtype)
-        d_patches = weights.T @ d_conv  # the shape of the layer's patch gradient
+        filters = cnn.filters[number - 1]
+        if layers.choose_columns(stage.out_channels) == "patches":
+            weights = layers.shifted_filters(filters)  # (4F, C (K + 1)^2)
+            to_image = layers.patches_to_image
+        else:
+            weights = filters.reshape(len(filters), -1)  # (F, C K^2)
+            to_image = layers.windows_to_image
+        d_conv = np.ones((len(weights), relu_out.size * 4 // len(weights)), relu_out.dtype)
+        d_columns = weights.T @ d_conv  # the shape of the layer's column gradient
         shape = used_input(stage, x).shape
-        steps[f"  of which: conv{number}'s patches_to_image"] = lambda: layers.patches_to_image(
-            d_patches, shape, stage.kernel_size
+        steps[f"  of which: conv{number}'s {to_image.__name__}"] = lambda: to_image(
+            d_columns, shape, stage.kernel_size
         )
     d_x, _ = conv_pool_backward(d_pooled, cache, need_d_x=need_d_x)
     return steps, d_x
