@@ -18,8 +18,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from keras_head import dense_layers, tf
+
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
+    display_name=None, description=None
+)
 
 TILE_PIXELS = 8  # each filter weight drawn as an 8x8 block: 5x5 filters become 40x40 tiles
 GAP_PIXELS = 2  # white space between tiles
@@ -61,9 +66,9 @@ class TensorBoardLog:
             tf.summary.scalar("epoch_accuracy", record["accuracy"])
             tf.summary.scalar("epoch_learning_rate", learning_rate)
             for name, weight, gradient in self._layers(model):
-                tf.summary.histogram(f"{name}/histogram", weight)
+                write_histogram(f"{name}/histogram", weight, epoch)
                 if gradient is not None:
-                    tf.summary.histogram(f"{name}/gradient_histogram", gradient)
+                    write_histogram(f"{name}/gradient_histogram", gradient, epoch)
             for number, filters in enumerate(model.cnn.filters, start=1):
                 tf.summary.image(f"conv{number}/filters/image", filters_image(filters))
         with self.validation_writer.as_default(step=epoch):
@@ -86,6 +91,18 @@ class TensorBoardLog:
     def close(self) -> None:
         self.train_writer.close()
         self.validation_writer.close()
+
+
+HISTOGRAM_BUCKETS = 30  # TensorBoard's own default
+
+
+def write_histogram(tag: str, values, step: int) -> None:
+    """What tf.summary.histogram writes (the histograms plugin's (buckets, 3) tensor of left
+    edge, right edge and count), with the buckets counted by NumPy: TensorFlow's own eager
+    histogram op took more than ten times as long, enough to slow training by several percent."""
+    counts, edges = np.histogram(np.asarray(values, np.float64), bins=HISTOGRAM_BUCKETS)
+    buckets = np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
+    tf.summary.write(tag, buckets, step=step, metadata=_HISTOGRAM_METADATA)
 
 
 def filters_image(filters: np.ndarray) -> np.ndarray:
