@@ -71,7 +71,7 @@ from inference import (
     classifier_from_saved,
     images_to_input,
 )
-from model_file import ModelFileError, SavedModel, load_model, save_model
+from model_file import ADAM_SETTINGS, ModelFileError, SavedModel, load_model, save_model
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
 from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
@@ -262,8 +262,7 @@ def to_saved(model: Model) -> SavedModel:
         head_weights=keras_head.head_weights(model.head),
         head_state=keras_head.variables_state(model.head.non_trainable_variables),
         conv_optimizer_settings={
-            name: float(getattr(conv_optimizer, name))
-            for name in ("learning_rate", "beta_1", "beta_2", "epsilon")
+            name: float(getattr(conv_optimizer, name)) for name in ADAM_SETTINGS
         },
         conv_optimizer_state=conv_optimizer.state_dict(),
         head_optimizer_state=keras_head.variables_state(model.head_optimizer.variables),
@@ -813,7 +812,7 @@ def diverged_message(model: Model, epoch: int, step: int) -> str:
     # model.epoch changes only when the file is written (or read, on resume).
     config = model.config
     if saves(config) and (model.epoch or config.resume_path):
-        kept = f"{config.save_path} keeps {_last_saved_position(model)}"
+        kept = f"{config.save_path} keeps {_position(model.epoch, 0)}"
     else:
         kept = "this run has saved no model yet"
     return (
@@ -826,10 +825,6 @@ def _smaller_learning_rate(config: TrainConfig) -> str:
     # Resuming keeps the run's learning rate: only a new run can take a smaller one.
     new_run = "start a new run (without --resume) with" if config.resume_path else "try"
     return f"{new_run} a smaller --learning-rate than {config.learning_rate}"
-
-
-def _last_saved_position(model: Model) -> str:
-    return f"the end of epoch {model.epoch}"
 
 
 def _silent(*args, **kwargs) -> None:
