@@ -500,7 +500,7 @@ def train(
             model = build_model(config, saved)
             model.steps_per_epoch = steps_per_epoch(data, config)
             check_position(model, data)
-            tensorboard = open_tensorboard(config, model)
+            tensorboard = open_tensorboard(config)
             say(describe_run(config, data, model.cnn, model.epoch, model.step))
             if stop.is_set():  # Ctrl-C during start-up: nothing trained, nothing to save
                 raise TrainingInterrupted(
@@ -668,13 +668,13 @@ def write_history(
     write_atomically(path, lambda file: file.write(text.encode()))
 
 
-def open_tensorboard(config: TrainConfig, model: Model):
+def open_tensorboard(config: TrainConfig):
     """A TensorBoardLog writing into ``config.tensorboard_dir``, or None."""
     if not config.tensorboard_dir:
         return None
     from tensorboard_log import TensorBoardLog
 
-    return TensorBoardLog(config.tensorboard_dir, model, config.tensorboard_every)
+    return TensorBoardLog(config.tensorboard_dir, config.tensorboard_every)
 
 
 # --------------------------------------------------------------------------------------------

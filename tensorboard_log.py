@@ -5,7 +5,7 @@
 
 ``logs/train`` gets, after every epoch (step = the epoch's index from 0, as in ``model.fit``):
 ``epoch_loss``, ``epoch_accuracy`` and ``epoch_learning_rate``; a histogram of every layer's
-weights (``conv1/filters/histogram``, ``dense/kernel/histogram``, ...) and of their gradients
+weights (``conv1/filters/histogram``, ``head/hidden1/kernel/histogram``, ...) and of their gradients
 at the epoch's last step (``.../gradient_histogram``); and each conv stage's filters as one
 image (``conv1/filters/image``: one tile per filter and input channel, red positive, blue
 negative, white zero, one scale per stage). Every ``every`` steps it also gets ``batch_loss``
@@ -36,13 +36,11 @@ class TensorBoardLog:
     Parameters
     ----------
     log_dir : str
-    model : simple_cnn_from_scratch.Model
-        Read for its weights and its position (a resumed run continues the same curves).
     every : int
         Log the batch-level scalars every this many steps.
     """
 
-    def __init__(self, log_dir: str, model, every: int = 50):
+    def __init__(self, log_dir: str, every: int = 50):
         self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
         self.validation_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
         self.every = every

@@ -236,7 +236,7 @@ class FromScratchSide:
             self._tensorboard_dir = tempfile.mkdtemp(prefix="bench_tensorboard_")
         config = replace(model.config, tensorboard_dir=self._tensorboard_dir)
         started = time.perf_counter()
-        log = open_tensorboard(config, model)
+        log = open_tensorboard(config)
         opening = time.perf_counter() - started
         # Untimed steps with the log attached: its first epoch call then has gradients to log.
         training.time_steps(self.data, self.args.warmup_steps, log)
