@@ -2,14 +2,7 @@
 // a convolution pixel is the sum of a window of its input times the filter, channel by channel;
 // a pooled pixel is the largest of a 2x2 window of the ReLU'd convolution.
 
-import { divergingColour, formatNumber } from "./maps.js";
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { divergingColour, element, formatNumber } from "./maps.js";
 
 /** A K x K Tensor as a table of numbers, each cell coloured on the table's own scale. */
 function numberTable(values, scale, caption) {

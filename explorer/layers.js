@@ -10,6 +10,7 @@ import {
   filterDrawingSize,
   drawMap,
   drawVector,
+  element,
   formatNumber,
   mapDisplayWidth,
   pixelAt,
@@ -49,13 +50,6 @@ function describeLayer(layer, model) {
     return `A dense layer of ${units} units after ReLU: each unit weighs all of the layer before.`;
   }
   return "One score per class; softmax turns the scores into the probabilities at the top.";
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** The figure of one map: a frame (for marks drawn over it), the canvas, and its number. */

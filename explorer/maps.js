@@ -1,9 +1,18 @@
-// Drawing numbers as pictures: maps, filters and vectors on canvases, and their colour scales.
+// Drawing numbers as pictures: maps, filters and vectors on canvases, and their colour scales;
+// and `element`, with which every view builds its parts.
 //
 // One convention everywhere on the page: red is positive, blue negative, white zero, and the
 // strength of the colour is the size of the number relative to the scale, the largest absolute
 // value of the layer (or bank, or gradient) shown. Each canvas holds one pixel per number; CSS
 // enlarges it with `image-rendering: pixelated`, so every number stays a sharp square.
+
+/** A new `tag` element with an optional class and text. */
+export function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
 
 /** [r, g, b] for `value` on a scale from -scale (blue) through 0 (white) to +scale (red). */
 export function divergingColour(value, scale) {

@@ -3,14 +3,7 @@
 // the most confident mistakes are the digits it got wrong while being surest of itself.
 // Clicking a mistake (or a cell that has one) loads that digit into the explorer.
 
-import { drawGrey } from "./maps.js";
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { drawGrey, element } from "./maps.js";
 
 export class TestSetView {
   /**

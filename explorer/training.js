@@ -4,15 +4,8 @@
 // of each layer's health. The run is the training program's own train(); see live_training.py.
 
 import { decodeArrays, postJSON } from "./api.js";
-import { formatNumber, scaleLegend } from "./maps.js";
+import { element, formatNumber, scaleLegend } from "./maps.js";
 import { drawMapGrid, filterBank, mapFigure, redrawFilterBank } from "./layers.js";
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const COLOURS = { train: "#1f5f8b", validation: "#d9822b" };
 

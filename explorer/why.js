@@ -3,15 +3,8 @@
 // the score would change if that pixel (or activation) grew a little: the same numbers the
 // backward pass uses to train the network, asked about one class instead of the loss.
 
-import { drawGrey, drawMap, scaleLegend } from "./maps.js";
+import { drawGrey, drawMap, element, scaleLegend } from "./maps.js";
 import { drawMapGrid, mapFigure } from "./layers.js";
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export class WhyView {
   /**
