@@ -132,10 +132,11 @@ def conv_arithmetic(
     """
     cnn = classifier.cnn
     stage = _stage_index(cnn, layer, "conv")
-    maps = cnn.feature_maps(images_to_input(image[np.newaxis]))
+    x = images_to_input(image[np.newaxis])
+    maps = cnn.feature_maps(x)
     conv = maps[layer][0]
     _check_pixel(layer, conv, channel, row, column)
-    layer_input = images_to_input(image[np.newaxis])[0] if stage == 0 else maps[f"pool{stage}"][0]
+    layer_input = x[0] if stage == 0 else maps[f"pool{stage}"][0]
     padding, k = cnn.stages[stage].padding, cnn.stages[stage].kernel_size
     padded = np.pad(layer_input, ((0, 0), (padding, padding), (padding, padding)))
     window = padded[:, row : row + k, column : column + k]

@@ -155,10 +155,7 @@ class Classifier:
             raise self._overflow_error() from None
 
     def _overflow_error(self) -> NonFiniteOutputError:
-        largest = max(
-            float(np.abs(array).max())
-            for array in [*self.cnn.filters, *(w for pair in self.head.weights for w in pair)]
-        )
+        largest = largest_weight(self.cnn.filters, self.head.weights)
         return NonFiniteOutputError(
             f"{self.source}: the model's outputs are not finite numbers (its weights reach "
             f"{largest:.3g}, large enough to overflow): the file is damaged or its training "
@@ -200,6 +197,12 @@ def largest_output_bound(
     return largest
 
 
+def largest_weight(conv_filters, head_weights) -> float:
+    """The largest magnitude among the filters and the head's (kernel, bias) pairs."""
+    arrays = [*conv_filters, *(array for pair in head_weights for array in pair)]
+    return max(float(np.abs(array).max()) for array in arrays)
+
+
 def check_outputs_are_finite(saved: SavedModel, source: str = "the model") -> None:
     """Refuse a model whose outputs can overflow float32 (see largest_output_bound), before
     any image: its predictions, maps and gradients would be NaN.
@@ -211,11 +214,10 @@ def check_outputs_are_finite(saved: SavedModel, source: str = "the model") -> No
     """
     if largest_output_bound(saved.conv_filters, saved.head_weights) < FLOAT32_MAX:
         return
-    weights = [*saved.conv_filters, *(w for pair in saved.head_weights for w in pair)]
-    largest_weight = max(float(np.abs(array).max()) for array in weights)
+    largest = largest_weight(saved.conv_filters, saved.head_weights)
     raise NonFiniteOutputError(
         f"{source}: the model's outputs can be numbers that are not finite (its weights reach "
-        f"{largest_weight:.3g}, large enough to overflow float32): the file is damaged or its "
+        f"{largest:.3g}, large enough to overflow float32): the file is damaged or its "
         "training diverged; train it again"
     )
 

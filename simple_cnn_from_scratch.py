@@ -507,17 +507,21 @@ def train(
                     "Interrupted before training started.", stop.signal_number
                 )
 
-            while model.epoch < config.epochs:
-                record = train_epoch(model, data, stop, on_step, tensorboard)
-                save(model)
-                if record is not None:
-                    write_history(config.history_path, model.history)
-                    if tensorboard:
-                        learning_rate = learning_rate_for(config, record["epoch"])
-                        tensorboard.epoch(model, record, learning_rate)
-                if stop.is_set():
-                    message = interrupted_message(config, model.epoch, model.step)
-                    raise TrainingInterrupted(message, stop.signal_number)
+            try:
+                while model.epoch < config.epochs:
+                    record = train_epoch(model, data, stop, on_step, tensorboard)
+                    save(model)
+                    if record is not None:
+                        write_history(config.history_path, model.history)
+                        if tensorboard:
+                            learning_rate = learning_rate_for(config, record["epoch"])
+                            tensorboard.epoch(model, record, learning_rate)
+                    if stop.is_set():
+                        message = interrupted_message(config, model.epoch, model.step)
+                        raise TrainingInterrupted(message, stop.signal_number)
+            finally:
+                if tensorboard:
+                    tensorboard.close()  # however the run ends, its logs are complete
             finished, history = classifier(model), model.history
 
         test_loss, test_accuracy = finished.evaluate(data.x_test, data.y_test)
