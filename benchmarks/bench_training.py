@@ -31,6 +31,7 @@ Sections (all by default; --sections picks some):
 """
 
 import argparse
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -48,7 +49,6 @@ import numpy as np
 # The project's modules sit one directory up; this lets the script run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import keras_native  # noqa: E402
 from bench_conv_stack import conv_stack_flops_per_image, simple_cnn_step, tensorflow_step  # noqa: E402
 from networks import (  # noqa: E402
     DEFAULT_NETWORK,
@@ -74,7 +74,6 @@ from timing import (  # noqa: E402
 from atomic_write import write_atomically  # noqa: E402
 from download_mnist import DatasetError  # noqa: E402
 from inference import EVAL_BATCH_SIZE, images_to_input  # noqa: E402
-from keras_head import keras, tf  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
 from simple_cnn_from_scratch import (  # noqa: E402
     Dataset,
@@ -282,6 +281,8 @@ class KerasSide:
     """
 
     def __init__(self, data: Dataset, mode: str, args: argparse.Namespace):
+        import keras_native  # TensorFlow: imported by the Keras side's process alone
+
         self.data = data
         self.mode = mode
         self.args = args
@@ -292,6 +293,8 @@ class KerasSide:
 
     def _trainer(self, batch_size: int) -> Callable[[int], object]:
         """``train(n)``: one epoch over the first n training images (a model per batch size)."""
+        import keras_native
+
         if batch_size not in self._training:
             config = benchmark_config(self.args, batch_size)
             model = keras_native.build_keras_native_model(config)
@@ -320,6 +323,8 @@ class KerasSide:
 
     def infer(self) -> float:
         """Seconds to compute the logits of every test image, batches of EVAL_BATCH_SIZE."""
+        import keras_native
+
         if self._predict is None:
             model = keras_native.build_keras_native_model(benchmark_config(self.args))
             if self.mode == "fit":
@@ -880,7 +885,12 @@ def run(args: argparse.Namespace) -> int:
     """Measure the sections ``args`` asks for, printing as it goes; write the JSON last."""
     config = benchmark_config(args)
     machine = machine_description()
-    machine.update(tensorflow=tf.__version__, keras=keras.__version__)
+    # Read from the installed packages: importing TensorFlow here would cost seconds, and only
+    # the side processes need it.
+    machine.update(
+        tensorflow=importlib.metadata.version("tensorflow"),
+        keras=importlib.metadata.version("keras"),
+    )
     cores = usable_cores()
     print("From-scratch SimpleCNN program vs the Keras-native network, same run, taking turns")
     print(f"network: {args.network} ({describe_network(config)}), the same on both sides")
