@@ -7,10 +7,15 @@ tf.nn ops inside a warmed-up tf.function. The sides take turns so a busy machine
 Then a per-layer breakdown of the fast implementation on the shapes the network uses.
 
     python benchmarks/bench_conv_stack.py [--network lenet|keras-example] [--batch-size 128]
-        [--repeats 20] [--no-loops] [--no-tensorflow]
+        [--repeats 20] [--no-loops] [--no-tensorflow] [--one-core]
+
+--one-core compares the two on one core each: SimpleCNN(threads=1) with NumPy's BLAS on one
+thread, TensorFlow with one thread per op and one op at a time. With the batch halved, that is
+what each of the program's two threads does.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -32,6 +37,7 @@ from networks import (  # noqa: E402
 from timing import seconds  # noqa: E402
 
 import layers  # noqa: E402
+import process_tuning  # noqa: E402
 from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
 
 
@@ -229,6 +235,9 @@ def main() -> None:
     )
     parser.add_argument("--no-loops", action="store_true", help="skip impl='loops'")
     parser.add_argument("--no-tensorflow", action="store_true", help="skip TensorFlow")
+    parser.add_argument(
+        "--one-core", action="store_true", help="both sides on one thread each (see above)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in ("batch_size", "repeats", "loops_batch_size", "loops_repeats"):
@@ -240,6 +249,10 @@ def main() -> None:
 
     config = network_config(args.network)
     fast = build_simple_cnn(config, args.seed, impl="fast")
+    if args.one_core:
+        fast.threads = 1
+        stack = contextlib.ExitStack()
+        stack.enter_context(process_tuning.blas_single_threaded())  # until the program ends
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(0, 1, size=(args.batch_size, *fast.input_shape)).astype(np.float32)
     d_out = rng.normal(size=(args.batch_size, fast.num_features)).astype(np.float32)
@@ -251,6 +264,9 @@ def main() -> None:
     if not args.no_tensorflow:
         from keras_head import tf
 
+        if args.one_core:  # set before TensorFlow runs its first op
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
         sides["tensorflow"] = tensorflow_step(fast, x, d_out)
 
     for name in ("fast", "tensorflow"):  # warm up: caches, thread pools, tf.function tracing
@@ -280,7 +296,8 @@ def main() -> None:
     versions = f"NumPy {np.__version__}"
     if "tensorflow" in sides:
         versions += f", TensorFlow {tf.__version__}"
-    print(f"batch {args.batch_size}, {os.cpu_count()} CPU cores, {versions}")
+    cores = "one core each (--one-core)" if args.one_core else f"{os.cpu_count()} CPU cores"
+    print(f"batch {args.batch_size}, {cores}, {versions}")
     # Other work on the machine shows up as slow, scattered steps: say how busy it was.
     print(f"load average over the last minute: {os.getloadavg()[0]:.1f}")
     print(f"{'':<12}{'median ms/batch':>16}{'best ms':>10}{'images/s':>10}{'timed steps':>13}")

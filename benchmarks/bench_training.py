@@ -103,6 +103,8 @@ INFERENCE_LABELS = {
     "keras_custom_loop": "Keras-native, tf.function",
 }
 DEFAULT_SHIFT = TrainConfig().shift
+# The epoch-time ratio each network's issue hoped for, beyond the target of 1.0 (Keras' speed).
+TRAINING_RATIO_GOALS = {"lenet": 0.75, "keras-example": 0.5}
 
 
 def benchmark_config(args: argparse.Namespace, batch_size: int | None = None) -> TrainConfig:
@@ -526,8 +528,8 @@ def print_training(result: dict[str, Any], repeats: int) -> None:
     verdict = "met" if result["ratio"] <= 1.0 else "NOT met"
     print(
         f"  {network}, batch {batch_size}: epoch-time ratio from scratch / Keras "
-        f"{result['ratio']:.2f} (target <= 1.0: {verdict}; goal 0.75); from scratch / "
-        f"model.fit {result['ratio_vs_fit']:.2f}"
+        f"{result['ratio']:.2f} (target <= 1.0: {verdict}; goal {TRAINING_RATIO_GOALS[network]}); "
+        f"from scratch / model.fit {result['ratio_vs_fit']:.2f}"
     )
 
 

@@ -5,16 +5,19 @@ checked in a test is that each script starts, explains its options, and imports 
 where it measures it.
 """
 
+import glob
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHMARKS = ["bench_conv_stack.py", "bench_explorer.py", "bench_memory.py", "bench_training.py"]
+BENCHMARKS_DIR = os.path.join(PROJECT_DIR, "benchmarks")
+BENCHMARKS = sorted(os.path.basename(p) for p in glob.glob(f"{BENCHMARKS_DIR}/bench_*.py"))
 
-# Runs a script as `python script --help` would, then reports whether TensorFlow or Keras were imported.
+# Runs a script as `python script --help` would, then fails if TensorFlow or Keras was imported.
 HELP_WITHOUT_TENSORFLOW = """
 import os, runpy, sys
 script = sys.argv[1]
@@ -31,7 +34,7 @@ assert not imported, f"--help imported {imported}"
 
 @pytest.mark.parametrize("script", BENCHMARKS)
 def test_help_needs_no_tensorflow(script, tmp_path):
-    path = os.path.join(PROJECT_DIR, "benchmarks", script)
+    path = os.path.join(BENCHMARKS_DIR, script)
     result = subprocess.run(
         [sys.executable, "-c", HELP_WITHOUT_TENSORFLOW, path],
         cwd=tmp_path,
@@ -43,3 +46,29 @@ def test_help_needs_no_tensorflow(script, tmp_path):
     assert result.stdout.startswith("usage: "), result.stdout
     assert "--" in result.stdout  # its options are explained
     assert os.listdir(tmp_path) == []  # and nothing was written
+
+
+def test_the_benchmarks_are_all_checked():
+    assert "bench_training.py" in BENCHMARKS and "bench_winograd.py" in BENCHMARKS
+
+
+@pytest.mark.parametrize(("channels", "n_filters", "size"), [(3, 5, 13), (4, 2, 10), (1, 3, 7)])
+def test_the_winograd_study_computes_what_the_fused_layer_does(channels, n_filters, size):
+    """bench_winograd's F(2x2, 3x3) layer: the same pooled maps and gradients as
+    layers.conv2d_maxpool2d_*_fast, odd sizes (a row and column no window reads) included."""
+    sys.path.insert(0, BENCHMARKS_DIR)
+    try:
+        import bench_winograd
+    finally:
+        sys.path.remove(BENCHMARKS_DIR)
+    rng = np.random.default_rng(size)
+    x = rng.random((channels, size, size, 6), dtype=np.float32).transpose(3, 0, 1, 2)
+    filters = rng.standard_normal((n_filters, channels, 3, 3)).astype(np.float32)
+    assert bench_winograd.check_against_layers(x, filters, rng) < 1e-5
+    # A wrong transform matrix is caught: the check is not blind.
+    saved = bench_winograd.A16.copy()
+    try:
+        bench_winograd.A16[0, 0] = 0.5
+        assert bench_winograd.check_against_layers(x, filters, rng) > 1e-3
+    finally:
+        bench_winograd.A16[...] = saved
