@@ -815,11 +815,11 @@ def prepare_dataset(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Build the four .npy files of a dataset from its verified archives.
+    """Build a dataset's missing .npy files (all four with ``force``) from verified archives.
 
     Archives in ``data_dir`` are checked; a missing one is downloaded from ``mirrors`` (tried
-    first) and then the dataset's own mirrors, checked, and kept. Nothing is written until all
-    four archives have passed, and every file is written atomically.
+    first) and then the dataset's own mirrors, checked, and kept. Nothing is written until every
+    archive needed has passed, and every file is written atomically.
 
     Parameters
     ----------
@@ -829,7 +829,8 @@ def prepare_dataset(
     mirrors : sequence of str or path
         Extra mirrors tried first: base URLs (http, https, file) or local folders.
     force : bool
-        Rebuild the .npy files even when all four exist.
+        Rebuild all four .npy files, even those that exist. Without it only the missing ones
+        are built, from their own archives.
     timeout_seconds : float
         Limit on each mirror attempt, connecting and every read included.
     log : callable
@@ -847,11 +848,15 @@ def prepare_dataset(
     """
     spec = _spec(dataset)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(spec)
-    npy_paths = _npy_paths(data_dir)
     files_exist = _npy_files_exist(data_dir)  # first, as it also refuses a folder that is a file
     if files_exist and not force:
         log(f"{spec.title}: the .npy files in {data_dir} already exist (--force rebuilds them)")
         return data_dir
+    # Without --force only the missing files are built (and only their archives fetched): a
+    # file already there is kept as it is, for the loader to check.
+    npy_paths = {
+        name: path for name, path in _npy_paths(data_dir).items() if force or not path.exists()
+    }
     created_dir = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -874,13 +879,18 @@ def _build_npy_files(
     timeout_seconds: float,
     log: Callable[[str], object],
 ) -> None:
-    """prepare_dataset's work: check or fetch each archive, then write the four .npy files."""
+    """prepare_dataset's work: check or fetch the archives of the .npy files in ``npy_paths``,
+    then write those files."""
     all_mirrors = [_mirror_url(mirror) for mirror in (*mirrors, *spec.mirrors)]
     command = _rebuild_command(spec, data_dir)
 
-    log(f"{spec.title}: building the .npy files in {data_dir}")
+    if len(npy_paths) == len(ARRAY_NAMES):
+        log(f"{spec.title}: building the .npy files in {data_dir}")
+    else:
+        names = ", ".join(path.name for path in npy_paths.values())
+        log(f"{spec.title}: building the missing .npy files in {data_dir}: {names}")
     arrays, sources = {}, {}
-    for archive_spec in spec.archives:
+    for archive_spec in (a for a in spec.archives if a.array_name in npy_paths):
         path = data_dir / archive_spec.file_name
         if path.is_file():
             try:
@@ -898,7 +908,9 @@ def _build_npy_files(
         log(f"  {archive_spec.file_name}: content SHA-256 OK; the archive is {origin}")
         arrays[archive_spec.array_name] = parse_idx(content, str(path))
         sources[archive_spec.array_name] = path
-    _check_arrays(arrays, sources, "these archives do not make a dataset; replace them")
+    # Images against labels when both are built; a single array's SHA-256 has pinned it anyway.
+    if len(arrays) == len(ARRAY_NAMES):
+        _check_arrays(arrays, sources, "these archives do not make a dataset; replace them")
 
     for name, path in npy_paths.items():
         _atomic_write(path, lambda file, array=arrays[name]: np.save(file, array))
@@ -908,7 +920,7 @@ def _build_npy_files(
 def load_dataset(
     data_dir: str | os.PathLike | None = None, dataset: str | DatasetSpec = "mnist"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Load a dataset as uint8 arrays, building its .npy files first if any is missing.
+    """Load a dataset as uint8 arrays, building any missing .npy file first.
 
     Parameters
     ----------

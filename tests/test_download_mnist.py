@@ -877,3 +877,33 @@ def test_read_idx_refuses_dimensions_whose_product_overflows(tmp_path: Path) -> 
     path.write_bytes(b"\0\0\x08\x03" + b"".join(n.to_bytes(4, "big") for n in dims))
     with pytest.raises(DatasetError, match=r"promises shape \(2147483648, 2147483648, 4\)"):
         read_idx(path)
+
+
+def test_only_the_missing_npy_file_is_built_and_only_its_archive_fetched(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    """Three .npy files are there (the user's, recognisable), one is missing and so are the
+    archives: the one archive is downloaded, the one file written, the other three untouched."""
+    data = tmp_path / "data"
+    write_npy_set(data, sentinel_arrays())
+    (data / "test_labels.npy").unlink()
+    before = {path.name: path.stat().st_mtime_ns for path in data.iterdir()}
+    lines: list[str] = []
+    prepare_dataset(data, tiny.spec, mirrors=[mirrors["good"]], log=lines.append)
+    test_labels_archive = next(
+        a.file_name for a in tiny.spec.archives if a.array_name == "test_labels"
+    )
+    assert mirrors["paths"] == [f"/good/{test_labels_archive}"]
+    assert sorted(p.name for p in data.iterdir() if p.suffix == ".npy") == sorted(
+        f"{name}.npy" for name in download_mnist.ARRAY_NAMES
+    )
+    kept = {name: array for name, array in sentinel_arrays().items() if name != "test_labels"}
+    assert_npy_equal(data, kept)
+    assert {p.name: p.stat().st_mtime_ns for p in data.iterdir() if p.name in before} == before
+    assert_npy_equal(data, {"test_labels": tiny.arrays["test_labels"]})
+    assert "building the missing .npy files" in lines[0] and "test_labels.npy" in lines[0]
+    assert not temp_files(data)
+    # --force rebuilds all four, from all four archives.
+    prepare_dataset(data, tiny.spec, mirrors=[mirrors["good"]], force=True, log=lambda line: None)
+    assert_npy_equal(data, tiny.arrays)
+    assert len(mirrors["paths"]) == 4
