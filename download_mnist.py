@@ -13,7 +13,7 @@ Command line (``python download_mnist.py --help``)::
     python download_mnist.py                      # build mnist_data/*.npy from the shipped archives
     python download_mnist.py --dataset fashion    # Fashion-MNIST into fashion_mnist_data/
     python download_mnist.py --mirror URL_OR_DIR  # try this mirror (or local folder) first
-    python download_mnist.py --force              # rebuild the .npy files even if they exist
+    python download_mnist.py --force              # rebuild all four .npy files even if they exist
 
 Only NumPy and the standard library: importing this module stays fast and never imports TensorFlow.
 """
@@ -980,7 +980,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "archive; may be given more than once",
     )
     parser.add_argument(
-        "--force", action="store_true", help="rebuild the .npy files even if they exist"
+        "--force",
+        action="store_true",
+        help="rebuild all four .npy files even if they exist (else only missing ones are built)",
     )
     args = parser.parse_args(argv)
 
