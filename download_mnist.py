@@ -20,7 +20,6 @@ Only NumPy and the standard library: importing this module stays fast and never 
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.client
@@ -42,6 +41,7 @@ from typing import BinaryIO
 import numpy as np
 
 from atomic_write import FileWriteError, write_atomically
+from command_line import ArgumentParser
 
 PROJECT_DIR = Path(__file__).resolve().parent
 ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -957,8 +957,7 @@ def load_dataset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: build (and if need be download) a dataset's .npy files. Returns 0."""
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,  # "--forc" is a typo, not --force
+    parser = ArgumentParser(
         description="Build train/test .npy files from the MNIST or Fashion-MNIST archives, "
         "checking their SHA-256 and downloading any missing archive from public mirrors.",
     )

@@ -51,6 +51,7 @@ from threadpoolctl import threadpool_limits
 import download_mnist
 import explain
 import inference
+from command_line import ArgumentParser
 from model_file import ModelFileError
 from predict_digit import ImageError, prepare_digit
 
@@ -580,10 +581,9 @@ def make_server(explorer: Explorer, host: str, port: int) -> ExplorerHTTPServer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Serve the SimpleCNN explorer: draw a digit in the browser and see every "
         "layer, filter, gradient and the training of the network.",
-        allow_abbrev=False,
     )
     parser.add_argument(
         "--model", default="simple_cnn_model.npz", help="model file (default: %(default)s)"

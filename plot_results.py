@@ -23,7 +23,6 @@ module never changes the backend of the notebook that imports it. The model pred
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -44,6 +43,7 @@ from matplotlib.ticker import MaxNLocator
 import download_mnist
 import inference
 from atomic_write import write_atomically
+from command_line import ArgumentParser
 
 MAX_MISCLASSIFIED = 36
 # Beyond these, a figure becomes a wall of dots: the first ones are drawn, and the figure says so.
@@ -719,8 +719,7 @@ def _dataset_spec(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,  # "--mod x.npz" must not quietly mean "--model x.npz"
+    parser = ArgumentParser(
         description="Draw PNG plots of a trained SimpleCNN: training curves, the filters of "
         "every convolution, feature maps of one digit, test confusion matrix, misclassified "
         "digits.",

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from command_line import ArgumentParser
+
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
@@ -449,11 +451,10 @@ def as_text(image: np.ndarray) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Classify pictures of handwritten digits (PNG, JPEG, BMP, GIF or WebP, any "
         "size, dark on light or light on dark) with a model trained by "
         "simple_cnn_from_scratch.py.",
-        allow_abbrev=False,  # "--mod x.npz" must not quietly mean "--model x.npz"
     )
     parser.add_argument(
         "pictures",

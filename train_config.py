@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from atomic_write import FileWriteError, check_writable
+from command_line import ArgumentParser
 from simple_cnn import plan_stages
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
@@ -521,12 +522,11 @@ def _show(value: Any) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python simple_cnn_from_scratch.py``: one option per field."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Train SimpleCNN (NumPy convolutions + a Keras dense head) end to end on "
         "MNIST, save the model after every epoch, and print the test accuracy.",
         epilog="Ctrl-C (or SIGTERM, or closing the terminal) saves the model and exits; continue "
         "with --resume. Classify your own picture with: python predict_digit.py IMAGE",
-        allow_abbrev=False,  # --epoch must not silently mean --epochs
         argument_default=argparse.SUPPRESS,  # only what was given: resuming needs to know
     )
     saving = parser.add_mutually_exclusive_group()
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _argparse_type(item: dataclasses.Field) -> Callable[[str], Any]:
-    """The field's parser and check as an argparse type: errors become argparse's usage line."""
+    """The field's parser and check as an argparse type: errors become the parser's one line."""
 
     def parse_and_check(text: str) -> Any:
         try:
@@ -574,7 +574,7 @@ def _argparse_type(item: dataclasses.Field) -> Callable[[str], Any]:
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """The command line (``sys.argv[1:]`` when ``argv`` is None) as a TrainConfig.
 
-    Bad values exit through argparse's usage and one-line error (status 2).
+    Bad values exit with the parser's one-line error (status 2).
     """
     parser = build_parser()
     given = vars(parser.parse_args(argv))

@@ -14,7 +14,6 @@ thread, TensorFlow with one thread per op and one op at a time. With the batch h
 what each of the program's two threads does.
 """
 
-import argparse
 import contextlib
 import os
 import statistics
@@ -38,6 +37,7 @@ from timing import seconds  # noqa: E402
 
 import layers  # noqa: E402
 import process_tuning  # noqa: E402
+from command_line import ArgumentParser  # noqa: E402
 from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
 
 
@@ -218,7 +218,7 @@ def conv_stack_flops_per_image(cnn: SimpleCNN) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--network",
         choices=NETWORKS,

@@ -13,7 +13,6 @@
     python benchmarks/bench_explorer.py --network lenet --requests 100
 """
 
-import argparse
 import http.client
 import json
 import tempfile
@@ -29,6 +28,7 @@ import explore
 import live_training
 import model_file
 import simple_cnn_from_scratch as trainer
+from command_line import ArgumentParser
 from download_mnist import load_dataset
 
 DRAWING_SIDE = 112  # the pad the page sends, downsampled
@@ -135,7 +135,7 @@ def measure_watching(network: str, steps: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", choices=[*NETWORKS, "all"], default="all")
     parser.add_argument("--requests", type=positive_int, default=200, help="requests per kind")
     parser.add_argument("--steps", type=positive_int, default=300, help="training steps timed")

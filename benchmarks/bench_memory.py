@@ -27,6 +27,8 @@ from typing import Any
 from networks import DEFAULT_NETWORK, NETWORKS
 from timing import positive_int
 
+from command_line import ArgumentParser
+
 SIDES = ("from_scratch", "keras_fit")
 
 
@@ -116,7 +118,7 @@ def measure_in_subprocess(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--network",
         choices=NETWORKS,

@@ -72,6 +72,7 @@ from timing import (  # noqa: E402
 )
 
 from atomic_write import write_atomically  # noqa: E402
+from command_line import ArgumentParser  # noqa: E402
 from download_mnist import DatasetError  # noqa: E402
 from inference import EVAL_BATCH_SIZE, images_to_input  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
@@ -779,12 +780,11 @@ def _load_text(load: float | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     program_batch_size = TrainConfig().batch_size
     default_batch_sizes = ",".join(str(b) for b in dict.fromkeys([program_batch_size, 32]))
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Time the from-scratch training program against the same network built from "
         "Keras' native layers: training s/epoch, inference images/s, peak memory, conv GFLOP/s, "
         "TensorBoard's overhead.",
         epilog="Run it on a quiet machine: other work slows the sides unevenly.",
-        allow_abbrev=False,
     )
     parser.add_argument(
         "--network",

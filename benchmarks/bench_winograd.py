@@ -22,7 +22,6 @@ images, alone and with two threads running at once (as SimpleCNN's two threads d
     python benchmarks/bench_winograd.py [--images 64] [--repeats 40]
 """
 
-import argparse
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ from timing import machine_description, positive_int  # noqa: E402
 
 import layers  # noqa: E402
 import process_tuning  # noqa: E402
+from command_line import ArgumentParser  # noqa: E402
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
@@ -162,7 +162,7 @@ def training_step(forward, backward, x: np.ndarray, filters: np.ndarray, block: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=64, help="images per part (64)")
     parser.add_argument("--repeats", type=positive_int, default=40, help="timed steps (40)")
     args = parser.parse_args()

@@ -1,0 +1,60 @@
+"""Every program answers a bad command line with one line: what was wrong, and where the options
+are listed (exit status 2), and never accepts an abbreviated option."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from command_line import ArgumentParser
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRAMS = [
+    "simple_cnn_from_scratch.py",
+    "predict_digit.py",
+    "plot_results.py",
+    "download_mnist.py",
+    "explore.py",
+    "benchmarks/bench_conv_stack.py",
+    "benchmarks/bench_explorer.py",
+    "benchmarks/bench_memory.py",
+    "benchmarks/bench_training.py",
+    "benchmarks/bench_winograd.py",
+]
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_an_unknown_option_gets_one_line(program, tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(PROJECT_DIR, program), "--no-such-option", "x.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    name = os.path.basename(program)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"{name}: error: ")
+    assert "--no-such-option" in result.stderr
+    assert result.stderr.endswith("(--help lists the options)\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_parser_refuses_abbreviations_and_explains_in_one_line(capsys):
+    parser = ArgumentParser(prog="program")
+    parser.add_argument("--epochs", type=int, default=1)
+    assert parser.parse_args(["--epochs", "3"]).epochs == 3
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--epoch", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "program: error: unrecognized arguments: --epoch 3 (--help lists the options)\n"
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--epochs", "many"])
+    assert capsys.readouterr().err == (
+        "program: error: argument --epochs: invalid int value: 'many' (--help lists the options)\n"
+    )
