@@ -34,6 +34,7 @@ import layers
 import process_tuning
 
 POOL_SIZE = 2  # every stage ends with 2x2 max-pooling, stride 2
+LENET_PADDINGS = (2, 0)  # LeNet-5's: the 28x28 input padded to its 32x32 for stage 1, none after
 
 # How each implementation runs one stage's convolution + pooling, (forward, backward), by the
 # parity of the kernel size: the fused fast layer needs an odd one (see layers.py).
@@ -160,15 +161,20 @@ def _per_stage(value, n_stages: int, name: str) -> list:
         return [value] * n_stages  # checked stage by stage by the caller
     values = list(value)
     if len(values) != n_stages:
+        stages = "1 stage" if n_stages == 1 else f"{n_stages} stages"
         raise ValueError(
-            f"{name} has {len(values)} values for {n_stages} stages; give one per stage, "
+            f"{name} has {len(values)} values for {stages}; give one per stage, "
             "or a single value for all of them"
         )
     return values
 
 
 def _positive_ints(values, name: str) -> tuple[int, ...]:
-    values = tuple(values)
+    try:
+        values = tuple(values)
+    except TypeError:
+        message = f"{name} must be a sequence of positive integers, got {values!r}"
+        raise ValueError(message) from None
     for value in values:
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be positive integers, got {values}")
@@ -224,6 +230,7 @@ class SimpleCNN:
         K per stage, for K x K filters (stride 1, no bias); one int applies to all stages.
     paddings : int, "same", "valid" or a sequence of them
         Zeros added on each side before each convolution; one value applies to all stages.
+        The default, (2, 0), is LeNet-5's two stages: give it for any other number.
     input_shape : (C, H, W)
         One image's shape; (1, 28, 28) for MNIST.
     seed : int or None
@@ -258,8 +265,8 @@ class SimpleCNN:
     def __init__(
         self,
         filters: Sequence[int] = (6, 16),
-        kernel_sizes: int | Sequence[int] = (5, 5),
-        paddings: int | str | Sequence[int | str] = (2, 0),
+        kernel_sizes: int | Sequence[int] = 5,
+        paddings: int | str | Sequence[int | str] = LENET_PADDINGS,
         input_shape: Sequence[int] = (1, 28, 28),
         seed: int | None = None,
         impl: str = "fast",
@@ -277,6 +284,16 @@ class SimpleCNN:
             raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        if (
+            paddings is LENET_PADDINGS
+            and isinstance(filters, Sequence)
+            and 0 < len(filters) != len(LENET_PADDINGS)
+        ):
+            raise ValueError(
+                f"paddings defaults to LeNet-5's {LENET_PADDINGS}, for two stages: with "
+                f"{len(filters)} stage{'s' * (len(filters) != 1)} give paddings, one value for "
+                "all (e.g. paddings='same') or one per stage"
+            )
         self.stages = plan_stages(filters, kernel_sizes, paddings, input_shape)
         self.input_shape = tuple(int(n) for n in input_shape)
         self.impl = impl

@@ -29,7 +29,7 @@ import numpy as np
 
 from atomic_write import FileWriteError, check_writable
 from command_line import ArgumentParser
-from simple_cnn import plan_stages
+from simple_cnn import LENET_PADDINGS, plan_stages
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 DATASETS = ("mnist", "fashion")
@@ -292,7 +292,7 @@ class TrainConfig:
         metavar="K[,K...]",
     )
     padding: tuple[int | str, ...] = _setting(
-        (2, 0),
+        LENET_PADDINGS,
         "zeros added around each stage's input: pixels, 'same' or 'valid'; one value "
         "for all stages or one per stage",
         _check_paddings,
@@ -407,6 +407,14 @@ class TrainConfig:
 
     def paddings(self) -> tuple[int | str, ...]:
         """One padding per stage (a single value applies to every stage)."""
+        default = LENET_PADDINGS
+        if self.padding == default and "padding" not in self.changed_fields():
+            if len(self.filters) != len(default):  # LeNet-5's paddings fit its two stages only
+                raise ValueError(
+                    f"--padding's default, {_show(default)}, is for two stages: with "
+                    f"{len(self.filters)} stages give --padding, one value for all (same, valid "
+                    "or pixels) or one per stage"
+                )
         return _per_stage(self.padding, len(self.filters), "--padding")
 
     def changed_fields(self) -> frozenset[str]:
@@ -438,9 +446,9 @@ def _per_stage(values: tuple, n_stages: int, option: str) -> tuple:
     if len(values) == 1:
         return values * n_stages
     if len(values) != n_stages:
+        stages = "1 stage" if n_stages == 1 else f"{n_stages} stages"
         raise ValueError(
-            f"{option} has {len(values)} values for {n_stages} stages; give one per stage, or "
-            "one for all"
+            f"{option} has {len(values)} values for {stages}; give one per stage, or one for all"
         )
     return values
 

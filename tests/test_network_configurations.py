@@ -137,7 +137,15 @@ def test_keras_mnist_example_network_shapes():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"filters": (6, 16, 32)}, r"kernel_sizes has 2 values for 3 stages"),
+        (
+            {"filters": (6, 16, 32)},
+            r"paddings defaults to LeNet-5's \(2, 0\), for two stages: with 3 stages give",
+        ),
+        ({"filters": (32,)}, r"with 1 stage give paddings"),
+        ({"filters": (6, 16, 32), "paddings": (2, 0)}, r"paddings has 2 values for 3 stages"),
+        ({"filters": (32,), "kernel_sizes": (5, 5), "paddings": 0}, r"2 values for 1 stage;"),
+        ({"filters": 6}, r"filters must be a sequence of positive integers, got 6"),
+        ({"input_shape": 28}, r"input_shape must be a sequence of positive integers, got 28"),
         (
             {"filters": (6, 16, 32, 64), "kernel_sizes": 5, "paddings": 0},
             r"stage [23]: .*smaller than the 2x2 pooling window",

@@ -556,3 +556,24 @@ def test_main_reports_an_interrupted_run_with_status_130(monkeypatch, capsys):
     monkeypatch.setattr(driver, "train", interrupted)
     assert driver.main(["--quiet"]) == 130
     assert "saved to m.npz" in capsys.readouterr().err
+
+
+def test_the_default_padding_is_named_when_it_does_not_fit_the_stages(capsys):
+    """--padding defaults to LeNet-5's 2,0: with three stages the error says so and what to give;
+    a given --padding of the wrong length gets the plain count; one value for all works."""
+    with pytest.raises(SystemExit):
+        driver.parse_args(["--filters", "6,16,32"])
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.endswith(
+        ": error: --filters/--kernel-size/--padding: --padding's default, 2,0, is for two "
+        "stages: with 3 stages give --padding, one value for all (same, valid or pixels) or one "
+        "per stage (--help lists the options)\n"
+    )
+    with pytest.raises(driver.ConfigError, match="--padding's default, 2,0, is for two stages"):
+        driver.TrainConfig(filters=(6, 16, 32))
+    with pytest.raises(driver.ConfigError, match="--padding has 2 values for 3 stages"):
+        driver.TrainConfig(filters=(6, 16, 32), padding=(2, 0), changed=frozenset({"padding"}))
+    with pytest.raises(driver.ConfigError, match="--padding has 3 values for 1 stage;"):
+        driver.TrainConfig(filters=(6,), padding=(1, 1, 1))
+    config = driver.parse_args(["--filters", "8,16,32", "--kernel-size", "3", "--padding", "same"])
+    assert [stage.out_size for stage in config.network_stages()] == [(14, 14), (7, 7), (3, 3)]
