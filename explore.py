@@ -35,6 +35,7 @@ import base64
 import dataclasses
 import http.server
 import json
+import os
 import queue
 import signal
 import sys
@@ -623,8 +624,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     if explorer.model_error:
+        # One way to fix it, not two: the model file's own message also names a command.
+        problem = (
+            f"{args.model} does not exist"
+            if not os.path.lexists(args.model)
+            else explorer.model_error
+        )
         print(
-            f"No model yet ({explorer.model_error}). Train one from the page, or with: "
+            f"No model yet ({problem}). Train one from the page, or with: "
             f"{TRAIN_COMMAND} --save {args.model}",
             flush=True,
         )

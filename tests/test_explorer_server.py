@@ -620,3 +620,22 @@ def test_a_host_other_than_localhost_gets_a_warning(model_path):
     finally:
         program.kill()
     assert "has no login" in stderr and program.returncode == 0
+
+
+@pytest.mark.parametrize("state", ["missing", "damaged"])
+def test_without_a_model_the_program_says_why_and_gives_one_command(tmp_path, state):
+    model = tmp_path / "fashion_model.npz"
+    if state == "damaged":
+        model.write_bytes(b"not a zip file")
+    program, _, _ = start_program(model, cwd=tmp_path)
+    try:
+        hint = program.stdout.readline()
+        program.send_signal(signal.SIGINT)
+        program.communicate(timeout=30)
+    finally:
+        program.kill()
+    reason = f"{model} does not exist" if state == "missing" else "not a readable .npz model file"
+    assert hint.startswith("No model yet (") and reason in hint
+    assert hint.count("simple_cnn_from_scratch.py") == 1  # one way to fix it, not two
+    assert hint.rstrip().endswith(f"python simple_cnn_from_scratch.py --save {model}")
+    assert program.returncode == 0
