@@ -236,7 +236,10 @@ def main() -> None:
     parser.add_argument("--no-loops", action="store_true", help="skip impl='loops'")
     parser.add_argument("--no-tensorflow", action="store_true", help="skip TensorFlow")
     parser.add_argument(
-        "--one-core", action="store_true", help="both sides on one thread each (see above)"
+        "--one-core",
+        action="store_true",
+        help="one core each: SimpleCNN(threads=1) with BLAS on one thread, TensorFlow with one "
+        "thread per op and one op at a time (with half the batch: one of the program's threads)",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

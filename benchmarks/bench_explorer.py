@@ -13,6 +13,7 @@
     python benchmarks/bench_explorer.py --network lenet --requests 100
 """
 
+import argparse
 import http.client
 import json
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from networks import NETWORKS, describe_network, network_config
-from timing import load_average, machine_description, median, positive_int, take_turns
+from timing import format_load, load_average, machine_description, median, positive_int, take_turns
 
 import explore
 import live_training
@@ -134,18 +135,47 @@ def measure_watching(network: str, steps: int, repeats: int) -> dict:
     }
 
 
+SECTIONS = ("requests", "training")
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    sections = tuple(text.split(","))
+    unknown = [section for section in sections if section not in SECTIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {unknown[0]!r}: choose from {', '.join(SECTIONS)}"
+        )
+    return sections
+
+
 def main() -> None:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--network", choices=[*NETWORKS, "all"], default="all")
-    parser.add_argument("--requests", type=positive_int, default=200, help="requests per kind")
-    parser.add_argument("--steps", type=positive_int, default=300, help="training steps timed")
-    parser.add_argument("--repeats", type=positive_int, default=3, help="turns of each side")
-    parser.add_argument("--sections", default="requests,training")
+    parser.add_argument(
+        "--network",
+        choices=[*NETWORKS, "all"],
+        default="all",
+        help="the network the explorer shows and trains (default: all, one after the other)",
+    )
+    parser.add_argument(
+        "--requests", type=positive_int, default=200, help="requests of each kind (default 200)"
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=300, help="training steps in each turn (default 300)"
+    )
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="turns of each training side (default 3)"
+    )
+    parser.add_argument(
+        "--sections",
+        type=_sections,
+        default=SECTIONS,
+        help=f"what to measure, comma-separated (default {','.join(SECTIONS)})",
+    )
     args = parser.parse_args()
     networks = list(NETWORKS) if args.network == "all" else [args.network]
-    sections = args.sections.split(",")
+    sections = args.sections
     print(machine_description())
-    print(f"load average before: {load_average()}")
+    print(f"load average before: {format_load(load_average())}")
     with tempfile.TemporaryDirectory() as folder:
         for network in networks:
             print(f"\n{network}: {describe_network(network_config(network))}")
@@ -168,7 +198,7 @@ def main() -> None:
                     f"{result['watched_seconds']:.2f} s: {100 * result['slowdown']:+.1f}% "
                     "(target within 10%)"
                 )
-    print(f"\nload average after: {load_average()}")
+    print(f"\nload average after: {format_load(load_average())}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from networks import (  # noqa: E402
 )
 from timing import (  # noqa: E402
     busy_machine_warning,
+    format_load,
     load_average,
     machine_description,
     matmul_peak_gflops,
@@ -773,10 +774,6 @@ def _json_path(text: str) -> str:
     return text
 
 
-def _load_text(load: float | None) -> str:
-    return "unknown" if load is None else f"{load:.1f}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     program_batch_size = TrainConfig().batch_size
     default_batch_sizes = ",".join(str(b) for b in dict.fromkeys([program_batch_size, 32]))
@@ -907,7 +904,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.blas_threads:
         print(f"NumPy's BLAS limited to {args.blas_threads} thread(s) in the timed processes")
-    print(f"load average at start: {_load_text(machine['load_average_1min'])}")
+    print(f"load average at start: {format_load(machine['load_average_1min'])}")
     warning = busy_machine_warning(machine["load_average_1min"], cores)
     if warning:
         print(warning)
@@ -990,9 +987,8 @@ def run(args: argparse.Namespace) -> int:
         print_memory(figures["memory"], args.network, batch_size, args.memory_steps)
 
     machine["load_average_1min_end"] = load_average()
-    print(
-        f"\nload average at end: {_load_text(machine['load_average_1min_end'])} (this run included)"
-    )
+    end_load = format_load(machine["load_average_1min_end"])
+    print(f"\nload average at end: {end_load} (this run included)")
     if args.json:
         text = json.dumps(figures, indent=2) + "\n"
         write_atomically(args.json, lambda file: file.write(text.encode()))

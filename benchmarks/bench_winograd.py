@@ -33,7 +33,7 @@ import numpy as np
 # The project's modules sit one directory up; this lets the script run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from timing import machine_description, positive_int  # noqa: E402
+from timing import format_load, machine_description, positive_int  # noqa: E402
 
 import layers  # noqa: E402
 import process_tuning  # noqa: E402
@@ -175,6 +175,7 @@ def main() -> None:
 
     machine = machine_description()
     print(f"{machine['cpu']}, NumPy {machine['numpy']} ({machine['blas']}), BLAS on one thread")
+    print(f"load average over the last minute: {format_load(machine['load_average_1min'])}")
     difference = check_against_layers(x, filters, rng)
     print(f"largest relative difference from the fused fast layer: {difference:.1e}")
 

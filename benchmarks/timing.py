@@ -67,6 +67,11 @@ def load_average() -> float | None:
         return None
 
 
+def format_load(load: float | None) -> str:
+    """A load average as printed: one decimal, or "unknown" where the system has none."""
+    return "unknown" if load is None else f"{load:.1f}"
+
+
 def cpu_model() -> str:
     """The CPU's name from /proc/cpuinfo on Linux, else what the platform module knows."""
     try:
