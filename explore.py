@@ -35,7 +35,6 @@ import base64
 import dataclasses
 import http.server
 import json
-import os
 import queue
 import signal
 import sys
@@ -52,8 +51,9 @@ from threadpoolctl import threadpool_limits
 import download_mnist
 import explain
 import inference
+from atomic_write import FileWriteError, check_writable
 from command_line import ArgumentParser
-from model_file import ModelFileError
+from model_file import TRAIN_COMMAND, ModelFileError
 from predict_digit import ImageError, prepare_digit
 
 STATIC_DIR = Path(__file__).resolve().parent / "explorer"
@@ -66,7 +66,6 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }
-TRAIN_COMMAND = "python simple_cnn_from_scratch.py"
 QUICK_RUN = {"limit": 6000, "epochs": 3}  # a few thousand images: seconds, not minutes
 
 
@@ -83,6 +82,17 @@ class RequestError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
+def _no_model_advice(model_path: str, error: ModelFileError) -> tuple[str, str | None]:
+    """Why ``model_path`` gave no model, and the one command that trains one there (None when
+    the trainer could not save there: the reason then says why)."""
+    reason = error.reason  # the page and the terminal offer their own ways to train one
+    try:
+        check_writable(model_path, "model file")
+    except FileWriteError as write_error:
+        return f"{reason}; {write_error}", None
+    return reason, f"{TRAIN_COMMAND} --save {model_path}"
+
+
 class Explorer:
     """What the server knows between requests. Requests read it; a finished run replaces the
     classifier as one assignment, so a request sees the old model or the new, never half."""
@@ -91,7 +101,8 @@ class Explorer:
         self.model_path = model_path
         self.data_dir = data_dir
         self.classifier: inference.Classifier | None = None
-        self.model_error: str | None = None
+        self.model_error: str | None = None  # why there is no model, when there is none
+        self.train_command: str | None = None  # the command that trains one where it belongs
         self.listeners: list[queue.Queue] = []
         self.lock = threading.RLock()  # guards the training run and the listeners
         self.run = None  # live_training.TrainingRun, while or after one runs
@@ -103,9 +114,10 @@ class Explorer:
     def load_model(self) -> None:
         try:
             self.classifier = inference.load_classifier(self.model_path)
-            self.model_error = None
+            self.model_error = self.train_command = None
         except ModelFileError as error:
-            self.classifier, self.model_error = None, str(error)
+            self.classifier = None
+            self.model_error, self.train_command = _no_model_advice(self.model_path, error)
 
     def require_classifier(self) -> inference.Classifier:
         classifier = self.classifier
@@ -329,7 +341,7 @@ def model_info(explorer: Explorer) -> dict[str, Any]:
             "ok": False,
             "error": explorer.model_error,
             "path": explorer.model_path,
-            "train_command": f"{TRAIN_COMMAND} --save {explorer.model_path}",
+            "train_command": explorer.train_command,
             "training": running,
         }
     cnn = classifier.cnn
@@ -624,17 +636,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     if explorer.model_error:
-        # One way to fix it, not two: the model file's own message also names a command.
-        problem = (
-            f"{args.model} does not exist"
-            if not os.path.lexists(args.model)
-            else explorer.model_error
-        )
-        print(
-            f"No model yet ({problem}). Train one from the page, or with: "
-            f"{TRAIN_COMMAND} --save {args.model}",
-            flush=True,
-        )
+        if explorer.train_command:
+            advice = f"Train one from the page, or with: {explorer.train_command}"
+        else:
+            advice = "Give --model a model file, or a path where one can be saved"
+        print(f"No model yet ({explorer.model_error}). {advice}", flush=True)
     signal.signal(
         signal.SIGINT, signal.default_int_handler
     )  # even when started with SIGINT ignored

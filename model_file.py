@@ -60,8 +60,20 @@ OLD_ARCHITECTURE = {
 }
 
 
+TRAIN_COMMAND = "python simple_cnn_from_scratch.py"
+
+
 class ModelFileError(ValueError):
-    """A model file is missing, damaged, or not a SimpleCNN model; one line naming the file."""
+    """A model file is missing, damaged, or not a SimpleCNN model; one line naming the file.
+
+    ``reason`` is that line without its advice to train a new model (which a program offering
+    its own way to train one, like the explorer, leaves out).
+    """
+
+    def __init__(self, reason: str, suggest_training: bool = False):
+        advice = f"; train one with: {TRAIN_COMMAND}" if suggest_training else ""
+        super().__init__(reason + advice)
+        self.reason = reason
 
 
 @dataclass
@@ -157,9 +169,7 @@ def _open_archive(path: str | os.PathLike) -> zipfile.ZipFile:
     if os.fsdecode(path) == "":
         raise ModelFileError("the model file path is empty; give the path of a .npz model file")
     if not os.path.exists(path):
-        raise ModelFileError(
-            f"{path}: no such model file; train one with: python simple_cnn_from_scratch.py"
-        )
+        raise ModelFileError(f"{path}: no such model file", suggest_training=True)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: not a regular file; give the path of a .npz model file")
     with open(path, "rb") as file:
@@ -180,8 +190,8 @@ class _Members:
                 raise self.error(f"unexpected member {info.filename!r}: not a SimpleCNN model file")
             self.infos[info.filename.removesuffix(".npy")] = info
 
-    def error(self, problem: str) -> ModelFileError:
-        return ModelFileError(f"{self.path}: {problem}")
+    def error(self, problem: str, suggest_training: bool = False) -> ModelFileError:
+        return ModelFileError(f"{self.path}: {problem}", suggest_training)
 
     def names(self) -> set[str]:
         return set(self.infos)
@@ -272,8 +282,8 @@ def _read_model(members: _Members) -> SavedModel:
         file_format = "<unreadable>"
     if file_format not in (FORMAT, OLD_FORMAT):
         raise members.error(
-            f"not a SimpleCNN model file (format {file_format!r}, expected {FORMAT!r}); "
-            "train one with: python simple_cnn_from_scratch.py"
+            f"not a SimpleCNN model file (format {file_format!r}, expected {FORMAT!r})",
+            suggest_training=True,
         )
     if file_format == OLD_FORMAT:
         architecture = dict(OLD_ARCHITECTURE)

@@ -438,7 +438,9 @@ async function loadModel() {
     state.model = null;
     $("model-line").textContent = `No model loaded from ${model.path}.`;
     $("model-error").textContent = model.error;
-    $("train-command").textContent = model.train_command;
+    // No command where a model cannot be saved at that path: the error then says why.
+    $("train-advice").hidden = !model.train_command;
+    $("train-command").textContent = model.train_command || "";
     return;
   }
   state.model = model;

@@ -609,6 +609,19 @@ def test_a_fashion_model_names_its_classes(page, fashion_model):
         server.stop()
 
 
+def test_no_model_where_none_can_be_saved_shows_why_and_no_command(page, tmp_path):
+    model_path = tmp_path / "no-such-folder" / "model.npz"
+    server = ExplorerServer(model_path)
+    try:
+        open_explorer(page, server.url)
+        expect(page.locator("#no-model")).to_be_visible()
+        expect(page.locator("#model-error")).to_contain_text("no such model file")
+        expect(page.locator("#model-error")).to_contain_text("does not exist")
+        expect(page.locator("#train-advice")).to_be_hidden()
+    finally:
+        server.stop()
+
+
 def test_no_model_shows_the_command_then_trains_one_from_the_page(page, tmp_path):
     model_path = tmp_path / "trained-here.npz"
     server = ExplorerServer(model_path)

@@ -622,11 +622,42 @@ def test_a_host_other_than_localhost_gets_a_warning(model_path):
     assert "has no login" in stderr and program.returncode == 0
 
 
-@pytest.mark.parametrize("state", ["missing", "damaged"])
-def test_without_a_model_the_program_says_why_and_gives_one_command(tmp_path, state):
+def make_no_model(tmp_path: Path, state: str) -> tuple[Path, str]:
+    """A --model path without a usable model, and the reason the explorer should give."""
     model = tmp_path / "fashion_model.npz"
     if state == "damaged":
         model.write_bytes(b"not a zip file")
+        return model, "not a readable .npz model file"
+    if state == "not a model":
+        np.savez(model, something=np.zeros(3))
+        return model, "not a SimpleCNN model file (format '<none>'"
+    if state == "dangling link":
+        model.symlink_to(tmp_path / "gone" / "model.npz")
+        return model, f"{model}: no such model file; cannot write the model file"
+    if state == "no folder":
+        return tmp_path / "gone" / "model.npz", "no such model file; cannot write the model file"
+    return model, f"{model}: no such model file"
+
+
+NO_MODEL_STATES = ["missing", "damaged", "not a model", "dangling link", "no folder"]
+
+
+@pytest.mark.parametrize("state", NO_MODEL_STATES)
+def test_without_a_model_the_page_gets_the_reason_and_at_most_one_command(tmp_path, state):
+    model, reason = make_no_model(tmp_path, state)
+    for client, _ in serve(model):
+        status, info = client.get("/api/model")
+    assert status == 200 and not info["ok"]
+    assert reason in info["error"] and "train one with" not in info["error"]
+    if state in ("dangling link", "no folder"):  # the trainer could not save there either
+        assert info["train_command"] is None
+    else:
+        assert info["train_command"] == f"python simple_cnn_from_scratch.py --save {model}"
+
+
+@pytest.mark.parametrize("state", NO_MODEL_STATES)
+def test_without_a_model_the_program_says_why_and_gives_one_command(tmp_path, state):
+    model, reason = make_no_model(tmp_path, state)
     program, _, _ = start_program(model, cwd=tmp_path)
     try:
         hint = program.stdout.readline()
@@ -634,8 +665,11 @@ def test_without_a_model_the_program_says_why_and_gives_one_command(tmp_path, st
         program.communicate(timeout=30)
     finally:
         program.kill()
-    reason = f"{model} does not exist" if state == "missing" else "not a readable .npz model file"
     assert hint.startswith("No model yet (") and reason in hint
-    assert hint.count("simple_cnn_from_scratch.py") == 1  # one way to fix it, not two
-    assert hint.rstrip().endswith(f"python simple_cnn_from_scratch.py --save {model}")
+    if state in ("dangling link", "no folder"):
+        assert "simple_cnn_from_scratch.py" not in hint
+        assert hint.rstrip().endswith("Give --model a model file, or a path where one can be saved")
+    else:
+        assert hint.count("simple_cnn_from_scratch.py") == 1  # one way to fix it, not two
+        assert hint.rstrip().endswith(f"python simple_cnn_from_scratch.py --save {model}")
     assert program.returncode == 0
