@@ -161,12 +161,24 @@ def _per_stage(value, n_stages: int, name: str) -> list:
         return [value] * n_stages  # checked stage by stage by the caller
     values = list(value)
     if len(values) != n_stages:
-        stages = "1 stage" if n_stages == 1 else f"{n_stages} stages"
-        raise ValueError(
-            f"{name} has {len(values)} values for {stages}; give one per stage, "
-            "or a single value for all of them"
-        )
+        raise ValueError(per_stage_mismatch(name, values, n_stages))
     return values
+
+
+def per_stage_mismatch(name: str, values: Sequence, n_stages: int) -> str:
+    """Why a per-stage setting does not fit the stages: how many values for how many stages.
+
+    LeNet-5's paddings are named as such: being the default, they are what a network of any
+    other number of stages meets first, without its author having written them.
+    """
+    stages = "1 stage" if n_stages == 1 else f"{n_stages} stages"
+    shown = ",".join(str(value) for value in values)
+    if "padding" in name and tuple(values) == LENET_PADDINGS:
+        shown += ": LeNet-5's, the default"
+    return (
+        f"{name} has {len(values)} values ({shown}) for {stages}; give one per stage, or one "
+        "for all"
+    )
 
 
 def _positive_ints(values, name: str) -> tuple[int, ...]:
@@ -230,7 +242,8 @@ class SimpleCNN:
         K per stage, for K x K filters (stride 1, no bias); one int applies to all stages.
     paddings : int, "same", "valid" or a sequence of them
         Zeros added on each side before each convolution; one value applies to all stages.
-        The default, (2, 0), is LeNet-5's two stages: give it for any other number.
+        The default, (2, 0), is LeNet-5's for its two stages: give paddings for any other
+        number of stages.
     input_shape : (C, H, W)
         One image's shape; (1, 28, 28) for MNIST.
     seed : int or None
@@ -284,16 +297,6 @@ class SimpleCNN:
             raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        if (
-            paddings is LENET_PADDINGS
-            and isinstance(filters, Sequence)
-            and 0 < len(filters) != len(LENET_PADDINGS)
-        ):
-            raise ValueError(
-                f"paddings defaults to LeNet-5's {LENET_PADDINGS}, for two stages: with "
-                f"{len(filters)} stage{'s' * (len(filters) != 1)} give paddings, one value for "
-                "all (e.g. paddings='same') or one per stage"
-            )
         self.stages = plan_stages(filters, kernel_sizes, paddings, input_shape)
         self.input_shape = tuple(int(n) for n in input_shape)
         self.impl = impl

@@ -29,7 +29,7 @@ import numpy as np
 
 from atomic_write import FileWriteError, check_writable
 from command_line import ArgumentParser
-from simple_cnn import LENET_PADDINGS, plan_stages
+from simple_cnn import LENET_PADDINGS, per_stage_mismatch, plan_stages
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 DATASETS = ("mnist", "fashion")
@@ -392,8 +392,12 @@ class TrainConfig:
                 item.metadata["check"](value)
             except ValueError as error:
                 raise ConfigError(f"{_option(item)} {error}") from None
+        if self.resume_path is not None:
+            return  # the network is the saved one: resumed_config checks any change against it
         try:
             self.network_stages()
+        except ConfigError:
+            raise  # a count that does not fit the stages, naming its option
         except ValueError as error:
             raise ConfigError(f"--filters/--kernel-size/--padding: {error}") from None
 
@@ -407,14 +411,6 @@ class TrainConfig:
 
     def paddings(self) -> tuple[int | str, ...]:
         """One padding per stage (a single value applies to every stage)."""
-        default = LENET_PADDINGS
-        if self.padding == default and "padding" not in self.changed_fields():
-            if len(self.filters) != len(default):  # LeNet-5's paddings fit its two stages only
-                raise ValueError(
-                    f"--padding's default, {_show(default)}, is for two stages: with "
-                    f"{len(self.filters)} stages give --padding, one value for all (same, valid "
-                    "or pixels) or one per stage"
-                )
         return _per_stage(self.padding, len(self.filters), "--padding")
 
     def changed_fields(self) -> frozenset[str]:
@@ -446,10 +442,7 @@ def _per_stage(values: tuple, n_stages: int, option: str) -> tuple:
     if len(values) == 1:
         return values * n_stages
     if len(values) != n_stages:
-        stages = "1 stage" if n_stages == 1 else f"{n_stages} stages"
-        raise ValueError(
-            f"{option} has {len(values)} values for {stages}; give one per stage, or one for all"
-        )
+        raise ConfigError(per_stage_mismatch(option, values, n_stages))
     return values
 
 

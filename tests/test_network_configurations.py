@@ -139,11 +139,15 @@ def test_keras_mnist_example_network_shapes():
     [
         (
             {"filters": (6, 16, 32)},
-            r"paddings defaults to LeNet-5's \(2, 0\), for two stages: with 3 stages give",
+            r"^paddings has 2 values \(2,0: LeNet-5's, the default\) for 3 stages; give one per "
+            r"stage, or one for all$",
         ),
-        ({"filters": (32,)}, r"with 1 stage give paddings"),
-        ({"filters": (6, 16, 32), "paddings": (2, 0)}, r"paddings has 2 values for 3 stages"),
-        ({"filters": (32,), "kernel_sizes": (5, 5), "paddings": 0}, r"2 values for 1 stage;"),
+        ({"filters": (32,)}, r"paddings has 2 values \(2,0: LeNet-5's, the default\) for 1 stage;"),
+        ({"filters": (6, 16, 0)}, r"filters must be positive integers"),  # before the paddings
+        (
+            {"filters": (32,), "kernel_sizes": (5, 5), "paddings": 0},
+            r"kernel_sizes has 2 values \(5,5\) for 1 stage;",
+        ),
         ({"filters": 6}, r"filters must be a sequence of positive integers, got 6"),
         ({"input_shape": 28}, r"input_shape must be a sequence of positive integers, got 28"),
         (

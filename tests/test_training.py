@@ -559,21 +559,40 @@ def test_main_reports_an_interrupted_run_with_status_130(monkeypatch, capsys):
 
 
 def test_the_default_padding_is_named_when_it_does_not_fit_the_stages(capsys):
-    """--padding defaults to LeNet-5's 2,0: with three stages the error says so and what to give;
-    a given --padding of the wrong length gets the plain count; one value for all works."""
+    """--padding defaults to LeNet-5's 2,0: a network of other than two stages is told so, in one
+    line naming --padding; one value for all stages works."""
     with pytest.raises(SystemExit):
         driver.parse_args(["--filters", "6,16,32"])
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.endswith(
-        ": error: --filters/--kernel-size/--padding: --padding's default, 2,0, is for two "
-        "stages: with 3 stages give --padding, one value for all (same, valid or pixels) or one "
-        "per stage (--help lists the options)\n"
+        ": error: --padding has 2 values (2,0: LeNet-5's, the default) for 3 stages; give one "
+        "per stage, or one for all (--help lists the options)\n"
     )
-    with pytest.raises(driver.ConfigError, match="--padding's default, 2,0, is for two stages"):
-        driver.TrainConfig(filters=(6, 16, 32))
-    with pytest.raises(driver.ConfigError, match="--padding has 2 values for 3 stages"):
-        driver.TrainConfig(filters=(6, 16, 32), padding=(2, 0), changed=frozenset({"padding"}))
-    with pytest.raises(driver.ConfigError, match="--padding has 3 values for 1 stage;"):
+    for padding in [None, (2, 0)]:  # left out or given, the same true sentence
+        settings = {} if padding is None else {"padding": padding}
+        with pytest.raises(driver.ConfigError, match=r"^--padding has 2 values \(2,0: LeNet"):
+            driver.TrainConfig(filters=(6, 16, 32), **settings)
+    with pytest.raises(driver.ConfigError, match=r"^--padding has 3 values \(1,1,1\) for 1 stage;"):
         driver.TrainConfig(filters=(6,), padding=(1, 1, 1))
+    with pytest.raises(driver.ConfigError, match=r"^--kernel-size has 2 values \(3,5\) for 3"):
+        driver.TrainConfig(filters=(6, 16, 32), kernel_size=(3, 5), padding=("same",))
     config = driver.parse_args(["--filters", "8,16,32", "--kernel-size", "3", "--padding", "same"])
     assert [stage.out_size for stage in config.network_stages()] == [(14, 14), (7, 7), (3, 3)]
+
+
+def test_resuming_a_three_stage_run_may_repeat_its_filters(tmp_path):
+    """The network of a resumed run is the saved one: --filters repeated as saved is accepted
+    (the default padding does not get in the way), a different one is refused as a change."""
+    model = tmp_path / "m.npz"
+    model.touch()  # parse_args checks that it exists; resumed_config gets its settings below
+    saved = driver.train_config.run_settings(
+        driver.TrainConfig(filters=(8, 16, 32), kernel_size=(3,), padding=("same",))
+    )
+    resumed = driver.train_config.resumed_config(
+        driver.parse_args(["--resume", str(model), "--filters", "8,16,32", "--epochs", "8"]), saved
+    )
+    assert (resumed.filters, resumed.padding, resumed.epochs) == ((8, 16, 32), ("same",), 8)
+    with pytest.raises(driver.ConfigError, match="--filters 6,16,32 differs from the 8,16,32"):
+        driver.train_config.resumed_config(
+            driver.parse_args(["--resume", str(model), "--filters", "6,16,32"]), saved
+        )
