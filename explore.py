@@ -615,9 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
-        sys.exit(f"error: --port must be 0 to 65535, got {args.port}")
+        parser.error(f"--port must be 0 to 65535, got {args.port}")
     # One BLAS thread for the whole server: each request is one small image, and BLAS's own
     # threads, left spinning after a request, would slow a training run in the background.
     threadpool_limits(1, user_api="blas")

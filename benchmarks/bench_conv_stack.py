@@ -14,7 +14,6 @@ thread, TensorFlow with one thread per op and one op at a time. With the batch h
 what each of the program's two threads does.
 """
 
-import contextlib
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # The project's modules sit one directory up; this lets the script run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,7 +36,6 @@ from networks import (  # noqa: E402
 from timing import seconds  # noqa: E402
 
 import layers  # noqa: E402
-import process_tuning  # noqa: E402
 from command_line import ArgumentParser  # noqa: E402
 from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
 
@@ -254,8 +253,7 @@ def main() -> None:
     fast = build_simple_cnn(config, args.seed, impl="fast")
     if args.one_core:
         fast.threads = 1
-        stack = contextlib.ExitStack()
-        stack.enter_context(process_tuning.blas_single_threaded())  # until the program ends
+        threadpool_limits(1, user_api="blas")  # for the rest of the program
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(0, 1, size=(args.batch_size, *fast.input_shape)).astype(np.float32)
     d_out = rng.normal(size=(args.batch_size, fast.num_features)).astype(np.float32)
@@ -335,8 +333,11 @@ def main() -> None:
         print(f"  {name:<{width}}{t * 1e3:>9.2f} ms{100 * t / total:>6.1f}%")
     print(f"  {'sum of layers':<{width}}{total * 1e3:>9.2f} ms")
     print(f"  {'whole network step (above)':<{width}}{batch_seconds['fast'] * 1e3:>9.2f} ms")
-    print("  (the layers run on the whole batch in one thread; the network step splits the batch")
-    print(f"  across up to {fast.threads} threads)")
+    print("  (the layers run on the whole batch in one thread", end="")
+    if fast.threads > 1:
+        print(f"; the network step splits the batch across up to {fast.threads} threads)")
+    else:
+        print(", as the network step does)")
 
 
 if __name__ == "__main__":

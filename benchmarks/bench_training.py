@@ -774,6 +774,15 @@ def _json_path(text: str) -> str:
     return text
 
 
+def _installed_version(package: str) -> str:
+    """A package's version from its installed metadata ("unknown" under another name, such as
+    tensorflow-cpu)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     program_batch_size = TrainConfig().batch_size
     default_batch_sizes = ",".join(str(b) for b in dict.fromkeys([program_batch_size, 32]))
@@ -886,10 +895,7 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_description()
     # Read from the installed packages: importing TensorFlow here would cost seconds, and only
     # the side processes need it.
-    machine.update(
-        tensorflow=importlib.metadata.version("tensorflow"),
-        keras=importlib.metadata.version("keras"),
-    )
+    machine.update(tensorflow=_installed_version("tensorflow"), keras=_installed_version("keras"))
     cores = usable_cores()
     print("From-scratch SimpleCNN program vs the Keras-native network, same run, taking turns")
     print(f"network: {args.network} ({describe_network(config)}), the same on both sides")

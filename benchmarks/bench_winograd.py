@@ -69,8 +69,12 @@ def tiles_to_image(d_tiles: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def winograd_conv3x3_maxpool2d_forward(x: np.ndarray, filters: np.ndarray):
-    """3x3 convolution (no padding) then 2x2 max-pooling. x: (N, C, H, W) batch-last, filters
-    (F, C, 3, 3) -> (pooled (F, rows * cols * N), cache); rows = (H - 2) // 2, likewise cols."""
+    """3x3 convolution (no padding) then 2x2 max-pooling, as the fused layer computes them.
+
+    x: (N, C, H, W), stored batch-last like the network's arrays (memory laid out (C, H, W, N));
+    filters: (F, C, 3, 3). Returns (pooled, cache), pooled (F, rows * cols * N) with rows =
+    (H - 2) // 2 and cols = (W - 2) // 2: the pooled maps in the fused layer's memory order.
+    """
     x_chwn = x.transpose(1, 2, 3, 0)
     channels, height, width, _ = x_chwn.shape
     n_filters = len(filters)
@@ -123,6 +127,7 @@ def check_against_layers(x: np.ndarray, filters: np.ndarray, rng: np.random.Gene
 
 
 def median_ms(step: Callable[[], object], repeats: int) -> float:
+    """The median time of ``step`` over ``repeats`` calls, in milliseconds."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -174,20 +179,21 @@ def main() -> None:
     filters = (0.1 * rng.standard_normal((n_filters, channels, 3, 3))).astype(np.float32)
 
     machine = machine_description()
-    print(f"{machine['cpu']}, NumPy {machine['numpy']} ({machine['blas']}), BLAS on one thread")
+    print(f"{machine['cpu']}, NumPy {machine['numpy']} ({machine['blas']})")
+    print("BLAS limited to one thread while timing, as in the program's own threads")
     print(f"load average over the last minute: {format_load(machine['load_average_1min'])}")
     difference = check_against_layers(x, filters, rng)
     print(f"largest relative difference from the fused fast layer: {difference:.1e}")
 
-    def windows_backward(d_out, cache):
-        return layers.conv2d_maxpool2d_backward_fast(d_out, cache)
-
-    def winograd_backward(d_out, cache):
-        return winograd_conv3x3_maxpool2d_backward(d_out, cache)
-
     sides = {
-        "fused layer (windows)": (layers.conv2d_maxpool2d_forward_fast, windows_backward),
-        "Winograd F(2x2, 3x3)": (winograd_conv3x3_maxpool2d_forward, winograd_backward),
+        "fused layer (windows)": (
+            layers.conv2d_maxpool2d_forward_fast,
+            layers.conv2d_maxpool2d_backward_fast,
+        ),
+        "Winograd F(2x2, 3x3)": (
+            winograd_conv3x3_maxpool2d_forward,
+            winograd_conv3x3_maxpool2d_backward,
+        ),
     }
     blocks = sorted({args.images, 16, 8} & set(range(1, args.images + 1)), reverse=True)
     print(

@@ -58,3 +58,18 @@ def test_the_parser_refuses_abbreviations_and_explains_in_one_line(capsys):
     assert capsys.readouterr().err == (
         "program: error: argument --epochs: invalid int value: 'many' (--help lists the options)\n"
     )
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_the_explorer_refuses_a_port_out_of_range_the_same_way(port, tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(PROJECT_DIR, "explore.py"), "--port", port],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"explore.py: error: --port must be 0 to 65535, got {port} (--help lists the options)\n"
+    )
