@@ -30,14 +30,22 @@ a bad one gets a 4xx answer with a one-line message, and the server keeps servin
 
 from __future__ import annotations
 
+import signal
+import sys
+
+if __name__ == "__main__":
+    # Ctrl-C or SIGTERM while the modules below load and the model is read: stop quietly with
+    # the shell's status (130, 143) instead of a traceback. main() takes over once it serves.
+    for _signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signal_number, lambda number, frame: sys.exit(128 + number))
+
+# ruff: noqa: E402  (the imports below come after that)
 import argparse
 import base64
 import dataclasses
 import http.server
 import json
 import queue
-import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -627,26 +635,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = make_server(explorer, args.host, args.port)
     except OSError as error:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}")
-    host, port = server.server_address[:2]
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"SimpleCNN explorer: http://{shown_host}:{port}/  (Ctrl-C stops it)", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"warning: listening on {args.host}: anyone who can reach this computer can use the "
-            "page, which has no login, and start training runs",
-            file=sys.stderr,
-        )
-    if explorer.model_error:
-        if explorer.train_command:
-            advice = f"Train one from the page, or with: {explorer.train_command}"
-        else:
-            advice = "Give --model a model file, or a path where one can be saved"
-        print(f"No model yet ({explorer.model_error}). {advice}", flush=True)
     signal.signal(
         signal.SIGINT, signal.default_int_handler
     )  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop as Ctrl-C does
-    try:
+    try:  # from the first line printed: whoever reads it may stop the server at once
+        _announce(server, args.host, explorer)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -659,6 +653,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
     print("Explorer stopped.", file=sys.stderr)
     return 0
+
+
+def _announce(server: ExplorerHTTPServer, host_option: str, explorer: Explorer) -> None:
+    """The address to open, a warning when other computers can reach it, and what to do when
+    there is no model."""
+    host, port = server.server_address[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"SimpleCNN explorer: http://{shown_host}:{port}/  (Ctrl-C stops it)", flush=True)
+    if host_option not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: listening on {host_option}: anyone who can reach this computer can use "
+            "the page, which has no login, and start training runs",
+            file=sys.stderr,
+        )
+    if explorer.model_error:
+        if explorer.train_command:
+            advice = f"Train one from the page, or with: {explorer.train_command}"
+        else:
+            advice = "Give --model a model file, or a path where one can be saved"
+        print(f"No model yet ({explorer.model_error}). {advice}", flush=True)
 
 
 def _raise_keyboard_interrupt(signal_number, frame) -> None:

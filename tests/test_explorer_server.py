@@ -673,3 +673,39 @@ def test_without_a_model_the_program_says_why_and_gives_one_command(tmp_path, st
         assert hint.count("simple_cnn_from_scratch.py") == 1  # one way to fix it, not two
         assert hint.rstrip().endswith(f"python simple_cnn_from_scratch.py --save {model}")
     assert program.returncode == 0
+
+
+@pytest.mark.parametrize("has_model", [True, False], ids=["model", "no-model"])
+def test_ctrl_c_right_after_the_address_stops_quietly(model_path, tmp_path, has_model):
+    """SIGINT sent the moment the address line is read (a script that starts and stops the
+    explorer) stops it cleanly, every time: the lines after the address (the missing model's
+    advice) are printed where Ctrl-C is already handled."""
+    model = model_path if has_model else tmp_path / "missing.npz"
+    for _ in range(5):
+        program, _, _ = start_program(model, cwd=tmp_path)
+        try:
+            program.send_signal(signal.SIGINT)
+            _, stderr = program.communicate(timeout=30)
+        finally:
+            program.kill()
+        assert program.returncode == 0, stderr
+        assert "Traceback" not in stderr and stderr.endswith("Explorer stopped.\n")
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_explorer_starts_ends_it_quietly(tmp_path, signal_number):
+    # NumPy's import is most of the start; this stand-in, found first on the path, gets the
+    # signal there.
+    (tmp_path / "numpy").mkdir()
+    (tmp_path / "numpy" / "__init__.py").write_text(
+        f"import os, time\nos.kill(os.getpid(), {int(signal_number)})\ntime.sleep(30)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "explore.py")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (128 + signal_number, "", "")
