@@ -16,7 +16,8 @@ it), the epoch loop built on it, and the program around them. Every step:
     d loss / d features --SimpleCNN.backward (NumPy)--> d filters (a NumPy Adam applies them)
 
 The model file (filters, head, both optimizers, the position reached) is written atomically
-after every epoch and when the run is stopped (Ctrl-C, SIGTERM or SIGHUP), so ``--resume``
+after every epoch and when the run is stopped (Ctrl-C, SIGTERM, SIGHUP, or its output piped to
+a program that quit), so ``--resume``
 continues exactly where it stopped. TensorFlow is imported only when training starts: ``--help``
 and a mistyped option answer at once. Importing this module only defines things; ``main()``
 runs it.
@@ -466,7 +467,7 @@ def train(
         step's StepResult.
     stop : StopRequest, optional
         Set it to stop the run as Ctrl-C does (from another thread: a run in the background).
-        Without it, Ctrl-C, SIGTERM and SIGHUP set one (in the main thread).
+        Without it, Ctrl-C, SIGTERM, SIGHUP and SIGPIPE set one (in the main thread).
 
     Returns
     -------
@@ -477,7 +478,8 @@ def train(
     Raises
     ------
     TrainingInterrupted
-        Ctrl-C, SIGTERM or SIGHUP arrived; the exact state was saved first (unless ``no_save``).
+        Ctrl-C, SIGTERM, SIGHUP or SIGPIPE arrived; the exact state was saved first (unless
+        ``no_save``).
     NonFiniteLossError
         The loss became NaN or infinite; the model file keeps the last good epoch.
     DatasetError, ModelFileError, ConfigError, FileWriteError
@@ -682,8 +684,13 @@ def open_tensorboard(config: TrainConfig):
 
 
 # --------------------------------------------------------------------------------------------
-# 6. Stopping: Ctrl-C, SIGTERM and SIGHUP become a request honoured between steps
+# 6. Stopping: Ctrl-C, SIGTERM, SIGHUP and a closed output become a request honoured between
+#    steps
 # --------------------------------------------------------------------------------------------
+
+# The reader of the program's output went away (``| head`` had its lines, ``| less`` was quit):
+# the run stops and saves, as after Ctrl-C, where there are pipes.
+OUTPUT_CLOSED = getattr(signal, "SIGPIPE", None)
 
 
 class StopNow(KeyboardInterrupt):
@@ -695,7 +702,7 @@ class StopNow(KeyboardInterrupt):
 
 
 class StopRequest(threading.Event):
-    """Set by the first Ctrl-C, SIGTERM or SIGHUP; ``signal_number`` says which."""
+    """Set by the first Ctrl-C, SIGTERM, SIGHUP or SIGPIPE; ``signal_number`` says which."""
 
     signal_number: int = signal.SIGINT
 
@@ -706,9 +713,10 @@ def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
     between steps, where the filters, the head and both optimizers are consistent for the save.
 
     SIGTERM is what a scheduler, ``timeout`` or ``docker stop`` sends, SIGHUP what a closed
-    terminal or a dropped ssh connection sends, so both are treated like Ctrl-C. A second
-    signal interrupts at once, as usual. A ``request`` given by the caller is used as it is,
-    and no handler is installed: its owner sets it.
+    terminal or a dropped ssh connection sends, SIGPIPE what writing to a pipe nobody reads
+    any more raises: all are treated like Ctrl-C. A second signal interrupts at once, as usual
+    (but never SIGPIPE, which only says the output is gone). A ``request`` given by the caller
+    is used as it is, and no handler is installed: its owner sets it.
     """
     if request is not None:
         yield request
@@ -719,22 +727,61 @@ def stop_requests(request: StopRequest | None = None) -> Iterator[StopRequest]:
         return
 
     def request_stop(signal_number, frame):
-        if request.is_set():
+        if signal_number == OUTPUT_CLOSED:
+            discard_output(sys.__stdout__)  # the rest of the output has no reader
+            if request.is_set():
+                return  # a reason to stop, never a reason to stop without saving
+        elif request.is_set():
             raise StopNow(signal_number)  # the second time: stop now
         if signal_number == getattr(signal, "SIGHUP", None):
             # The terminal is gone: a progress line written to it would fail before the save.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.dup2(devnull, sys.stderr.fileno())
+            discard_output(sys.__stdout__)
+            discard_output(sys.__stderr__)
         request.signal_number = signal_number
         request.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+    signals = [*STOP_SIGNALS, *([OUTPUT_CLOSED] if OUTPUT_CLOSED else [])]
+    previous = {sig: signal.signal(sig, request_stop) for sig in signals}
     try:
         yield request
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def discard_output(stream) -> None:
+    """Send what is written to ``stream``'s file from now on nowhere (its reader is gone)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
+class OutputThatMayClose:
+    """sys.stdout while the program runs: when the pipe it writes to loses its reader, writing
+    raises BrokenPipeError; here the rest of the output is discarded instead, and the run goes
+    on to its save (SIGPIPE has asked it to stop: see stop_requests)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            discard_output(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            discard_output(self._stream)
+            self._stream.flush()  # what was buffered goes nowhere too
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)  # isatty, fileno, encoding...
 
 
 # --------------------------------------------------------------------------------------------
@@ -842,8 +889,17 @@ def _silent(*args, **kwargs) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the training program; returns the exit status (0 done, 130 Ctrl-C, 143 SIGTERM,
-    129 SIGHUP)."""
+    129 SIGHUP, 141 output closed)."""
     config = parse_args(argv)
+    stdout, sys.stdout = sys.stdout, OutputThatMayClose(sys.stdout)
+    try:
+        return _run(config)
+    finally:
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at the interpreter's exit
+        sys.stdout = stdout
+
+
+def _run(config: TrainConfig) -> int:
     try:
         history = train(config)
     except TrainingInterrupted as stop:

@@ -537,6 +537,42 @@ def test_a_closed_terminal_sighup_saves_the_run_and_exits_with_129(tmp_path):
     assert saved.epoch >= 1 and saved.config["epochs"] == 100
 
 
+@pytest.mark.parametrize("buffered", [False, True], ids=["line-by-line", "buffered"])
+def test_output_piped_to_a_reader_that_quits_saves_and_exits_with_141(tmp_path, buffered):
+    """`| head`, or quitting `less`: the run stops at its next save point, saved, with the
+    resume command on stderr and the status a broken pipe has (128 + SIGPIPE), no traceback."""
+    model_path = tmp_path / "model.npz"
+    env = dict(os.environ)
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"  # a reader that quits after a line of its choice
+    program = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py")]
+        + ["--limit", "2000", "--epochs", "100", "--save", str(model_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Line by line, the reader quits once epoch 1 has started; buffered, the program's
+        # first flush (the progress bar's, at the end of epoch 1) brings the lines it quits on.
+        for line in program.stdout:
+            if line.startswith("Epoch 1/100" if not buffered else "MNIST"):
+                break
+        program.stdout.close()
+        stderr = program.stderr.read()
+        program.wait(timeout=120)
+    finally:
+        program.kill()
+    assert program.returncode == 128 + signal.SIGPIPE, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    saved = load_model(model_path)  # the progress bar writes (and fails) at an epoch's end
+    assert saved.step == 0 and (saved.epoch == 1 or (buffered and saved.epoch >= 1))
+    assert stderr.startswith(f"Interrupted at the end of epoch {saved.epoch}; saved to ")
+    assert f"--resume {model_path}" in stderr
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_signal_stops_at_once_with_its_own_status(monkeypatch, capsys, signal_number):
     def signalled_twice(*args, **kwargs):
