@@ -17,7 +17,8 @@ max-pooling is an elementwise maximum over the tile's four outputs, as in the fu
 The script checks the layer against layers.conv2d_maxpool2d_*_fast (same numbers within float32
 rounding), then times both on the keras-example network's second stage (32 -> 64 channels,
 13x13 input, the shape where the multiply-adds are): whole parts of the batch and in blocks of
-images, alone and with two threads running at once (as SimpleCNN's two threads do).
+images, alone and with two threads running at once (as SimpleCNN's two threads do); and last in
+the network itself, SimpleCNN's forward + backward with that stage swapped.
 
     python benchmarks/bench_winograd.py [--images 64] [--repeats 40]
 """
@@ -38,6 +39,7 @@ from timing import format_load, machine_description, positive_int  # noqa: E402
 import layers  # noqa: E402
 import process_tuning  # noqa: E402
 from command_line import ArgumentParser  # noqa: E402
+from simple_cnn import SimpleCNN  # noqa: E402
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
@@ -166,6 +168,50 @@ def training_step(forward, backward, x: np.ndarray, filters: np.ndarray, block: 
     return step
 
 
+def as_network_layer():
+    """The Winograd layer with the network's (forward, backward) signatures, for SimpleCNN's
+    stage table: (N, F, H, W) batch-last maps in and out, like the fused layer's."""
+
+    def forward(x, filters, padding=0, need_cache=True):
+        pooled, cache = winograd_conv3x3_maxpool2d_forward(x, filters)
+        rows, cols = cache[4], cache[5]
+        out = pooled.reshape(len(filters), rows, cols, -1).transpose(3, 0, 1, 2)
+        return out, (cache if need_cache else None)
+
+    def backward(d_out, cache, need_d_x=True):
+        d_pooled = d_out.transpose(1, 2, 3, 0).reshape(cache[1].shape[1], -1)
+        return winograd_conv3x3_maxpool2d_backward(d_pooled, cache)
+
+    return forward, backward
+
+
+def time_in_the_network(batch_size: int, turns: int, repeats: int) -> dict[str, list[float]]:
+    """ms of SimpleCNN's forward + backward on Keras' example network, as the trainer runs it
+    (two threads, batch_size images), with the second stage fused as shipped or Winograd's;
+    medians of ``repeats`` steps, ``turns`` times each, taking turns."""
+    rng = np.random.default_rng(0)
+    x = rng.random((batch_size, 1, 28, 28), dtype=np.float32)
+    networks = {}
+    for name in ("fused layer (windows)", "Winograd F(2x2, 3x3)"):
+        cnn = SimpleCNN(filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
+        if name.startswith("Winograd"):
+            cnn._stage_layers[1] = as_network_layer()
+        networks[name] = cnn
+    d_out = rng.standard_normal((batch_size, cnn.num_features)).astype(np.float32)
+
+    def step(cnn: SimpleCNN) -> None:
+        cnn.forward(x)
+        cnn.backward(d_out, learning_rate=0)
+
+    times = {name: [] for name in networks}
+    for turn in range(turns):
+        order = list(networks) if turn % 2 == 0 else list(reversed(networks))
+        for name in order:
+            step(networks[name])  # warm-up
+            times[name].append(median_ms(lambda cnn=networks[name]: step(cnn), repeats))
+    return times
+
+
 def main() -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=64, help="images per part (64)")
@@ -209,6 +255,19 @@ def main() -> None:
                 alone = median_ms(step, args.repeats)
                 together = median_ms_in_two_threads(step, args.repeats)
                 print(f"  {name:24s} {block:14d} {alone:8.2f} {together:12.2f}")
+
+    batch_size, turns = 128, 6
+    print(
+        f"\nIn the network: SimpleCNN's forward + backward of Keras' example network, batch "
+        f"{batch_size}, as the trainer runs it (two threads), ms, medians of {args.repeats} "
+        f"steps, {turns} turns each:"
+    )
+    times = time_in_the_network(batch_size, turns, args.repeats)
+    for name, each in times.items():
+        shown = " ".join(f"{t:.2f}" for t in each)
+        print(f"  {name:24s} median {float(np.median(each)):6.2f}   ({shown})")
+    fused, winograd = (float(np.median(each)) for each in times.values())
+    print(f"  Winograd / fused: {winograd / fused:.3f}")
 
 
 if __name__ == "__main__":
