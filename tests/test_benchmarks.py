@@ -72,3 +72,24 @@ def test_the_winograd_study_computes_what_the_fused_layer_does(channels, n_filte
         assert bench_winograd.check_against_layers(x, filters, rng) > 1e-3
     finally:
         bench_winograd.A16[...] = saved
+
+
+def test_the_winograd_study_swaps_into_the_network_unchanged_in_its_numbers():
+    """bench_winograd's network section times what it says: the same features and gradients
+    (float64) with the second stage's layer swapped for the study's."""
+    sys.path.insert(0, BENCHMARKS_DIR)
+    try:
+        import bench_winograd
+    finally:
+        sys.path.remove(BENCHMARKS_DIR)
+    from simple_cnn import SimpleCNN
+
+    kwargs = dict(filters=(32, 8), kernel_sizes=3, paddings="valid", seed=1, dtype=np.float64)
+    shipped, swapped = SimpleCNN(**kwargs), SimpleCNN(**kwargs)
+    swapped._stage_layers[1] = bench_winograd.as_network_layer()
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 1, 28, 28))
+    d = rng.normal(size=(3, shipped.num_features))
+    np.testing.assert_allclose(swapped.forward(x), shipped.forward(x), rtol=1e-12)
+    for ours, reference in zip(swapped.backward(d, 0), shipped.backward(d, 0), strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12)
