@@ -17,10 +17,9 @@ it), the epoch loop built on it, and the program around them. Every step:
 
 The model file (filters, head, both optimizers, the position reached) is written atomically
 after every epoch and when the run is stopped (Ctrl-C, SIGTERM, SIGHUP, or its output piped to
-a program that quit), so ``--resume``
-continues exactly where it stopped. TensorFlow is imported only when training starts: ``--help``
-and a mistyped option answer at once. Importing this module only defines things; ``main()``
-runs it.
+a program that quit), so ``--resume`` continues exactly where it stopped. TensorFlow is imported
+only when training starts: ``--help`` and a mistyped option answer at once. Importing this
+module only defines things; ``main()`` runs it.
 """
 
 from __future__ import annotations
