@@ -1,7 +1,9 @@
 """Every program answers a bad command line with one line: what was wrong, and where the options
-are listed (exit status 2), and never accepts an abbreviated option."""
+are listed (exit status 2), and never accepts an abbreviated option. The long-running ones stop
+quietly on Ctrl-C or SIGTERM from the moment they start."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -73,3 +75,23 @@ def test_the_explorer_refuses_a_port_out_of_range_the_same_way(port, tmp_path):
     assert result.stderr == (
         f"explore.py: error: --port must be 0 to 65535, got {port} (--help lists the options)\n"
     )
+
+
+@pytest.mark.parametrize("program", ["simple_cnn_from_scratch.py", "explore.py"])
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_program_starts_ends_it_quietly(tmp_path, program, signal_number):
+    # NumPy's import is most of a program's first tenth of a second; this stand-in, found first
+    # on the path, receives the signal there.
+    (tmp_path / "numpy").mkdir()
+    (tmp_path / "numpy" / "__init__.py").write_text(
+        f"import os, time\nos.kill(os.getpid(), {int(signal_number)})\ntime.sleep(30)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, os.path.join(PROJECT_DIR, program)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (128 + signal_number, "", "")

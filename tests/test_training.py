@@ -449,25 +449,6 @@ def test_importing_the_program_only_defines_things(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_while_the_program_imports_ends_it_quietly(tmp_path, signal_number):
-    # NumPy's import is most of the program's first tenth of a second; this stand-in, found
-    # first on the path, receives the signal there.
-    (tmp_path / "numpy").mkdir()
-    (tmp_path / "numpy" / "__init__.py").write_text(
-        f"import os, time\nos.kill(os.getpid(), {int(signal_number)})\ntime.sleep(30)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py")],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (result.returncode, result.stdout, result.stderr) == (128 + signal_number, "", "")
-
-
 def test_main_quiet_prints_only_the_test_accuracy(tmp_path, capsys):
     history_path = tmp_path / "history.json"
     argv = ["--limit", "300", "--epochs", "1", "--quiet", "--no-save"]
