@@ -9,6 +9,30 @@ import { drawMapGrid, filterBank, mapFigure, redrawFilterBank } from "./layers.j
 
 const COLOURS = { train: "#1f5f8b", validation: "#d9822b" };
 
+/**
+ * One block per layer in `container`, each a <section class="layer" data-layer> with its name
+ * as a heading and what `fill(name, block)` adds. Built again only when the layers' shapes
+ * change (a new network); every event redraws into the same blocks.
+ * @returns {[string, HTMLElement][]}  each layer's name and block
+ */
+function layerBlocks(container, arrays, fill) {
+  const names = Object.keys(arrays);
+  const shape = names.map((name) => arrays[name].shape.join("x")).join(";");
+  if (container.dataset.shape !== shape) {
+    container.dataset.shape = shape;
+    container.replaceChildren(
+      ...names.map((name) => {
+        const block = element("section", "layer");
+        block.dataset.layer = name;
+        block.append(element("h3", "", name));
+        fill(name, block);
+        return block;
+      }),
+    );
+  }
+  return names.map((name) => [name, container.querySelector(`[data-layer="${name}"]`)]);
+}
+
 export class TrainingView {
   /**
    * @param {HTMLElement} root  the section (#training-section)
@@ -177,22 +201,11 @@ export class TrainingView {
 
   /** The filters as they learn: built once per network shape, redrawn on every event. */
   showFilters(filters) {
-    const names = Object.keys(filters);
-    const shape = names.map((n) => filters[n].shape.join("x")).join(";");
-    if (this.filters.dataset.shape !== shape) {
-      this.filters.dataset.shape = shape;
-      this.filters.replaceChildren(
-        ...names.map((name) => {
-          const block = element("section", "layer");
-          block.dataset.layer = name;
-          block.append(element("h3", "", name), element("div", "legend-slot"));
-          block.append(filterBank(name, filters[name], filters[name].maxAbs()));
-          return block;
-        }),
-      );
-    }
-    for (const name of names) {
-      const block = this.filters.querySelector(`[data-layer="${name}"]`);
+    const blocks = layerBlocks(this.filters, filters, (name, block) => {
+      block.append(element("div", "legend-slot"));
+      block.append(filterBank(name, filters[name], filters[name].maxAbs()));
+    });
+    for (const [name, block] of blocks) {
       const scale = filters[name].maxAbs();
       block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale, "this bank"));
       redrawFilterBank(block.querySelector(".filter-grid"), filters[name], scale);
@@ -201,25 +214,14 @@ export class TrainingView {
 
   /** One test digit's maps at every conv and pool layer, as the network sees it right now. */
   showMaps(maps) {
-    const names = Object.keys(maps);
-    const shape = names.map((n) => maps[n].shape.join("x")).join(";");
-    if (this.maps.dataset.shape !== shape) {
-      this.maps.dataset.shape = shape;
-      this.maps.replaceChildren(
-        ...names.map((name) => {
-          const block = element("section", "layer");
-          block.dataset.layer = name;
-          const grid = element("div", "map-grid");
-          for (let channel = 0; channel < maps[name].shape[0]; channel++) {
-            grid.append(mapFigure(`train-${name}`, channel, String(channel)));
-          }
-          block.append(element("h3", "", name), element("div", "legend-slot"), grid);
-          return block;
-        }),
-      );
-    }
-    for (const name of names) {
-      const block = this.maps.querySelector(`[data-layer="${name}"]`);
+    const blocks = layerBlocks(this.maps, maps, (name, block) => {
+      const grid = element("div", "map-grid");
+      for (let channel = 0; channel < maps[name].shape[0]; channel++) {
+        grid.append(mapFigure(`train-${name}`, channel, String(channel)));
+      }
+      block.append(element("div", "legend-slot"), grid);
+    });
+    for (const [name, block] of blocks) {
       const scale = maps[name].maxAbs();
       block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale));
       drawMapGrid(block.querySelector(".map-grid"), maps[name], scale);
