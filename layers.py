@@ -440,13 +440,23 @@ def conv2d_maxpool2d_forward_fast(
     # Which pixel of each window is its first maximum is all the backward pass needs of conv:
     # found now, while conv is still in the CPU's cache, and kept as booleans, 1/4 of its size.
     is_first_max = conv == pooled[:, np.newaxis]  # (F, 4, Ho/2 Wo/2 N), every tie so far
-    seen = is_first_max[:, 0].copy()  # windows whose maximum has been met at an earlier position
-    for position in range(1, 4):
-        # a > b on booleans is "a and not b": a later tie for the maximum is not the first.
-        np.greater(is_first_max[:, position], seen, out=is_first_max[:, position])
-        seen |= is_first_max[:, position]
+    keep_first_maximum([is_first_max[:, position] for position in range(4)])
     cache = (columns, x_padded.shape, used.shape, matrix, weights, is_first_max, filters.shape)
     return out, (*cache, padding)
+
+
+def keep_first_maximum(is_max_at: list) -> None:
+    """Of each window's pixels equal to its maximum, keep only the first, in place.
+
+    ``is_max_at[p]`` is a boolean array, one entry per window, true where the window's pixel at
+    position p (row-major order) equals its maximum: afterwards it is true only where no earlier
+    position did, so ties send the window's gradient to one pixel, as TensorFlow does.
+    """
+    seen = is_max_at[0].copy()  # windows whose maximum has been met at an earlier position
+    for is_max in is_max_at[1:]:
+        # a > b on booleans is "a and not b": a later tie for the maximum is not the first.
+        np.greater(is_max, seen, out=is_max)
+        seen |= is_max
 
 
 def conv2d_maxpool2d_backward_fast(d_out: np.ndarray, cache, need_d_x: bool = True):

@@ -25,7 +25,6 @@ the network itself, SimpleCNN's forward + backward with that stage swapped.
 
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +33,13 @@ import numpy as np
 # The project's modules sit one directory up; this lets the script run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from timing import format_load, machine_description, positive_int  # noqa: E402
+from timing import (  # noqa: E402
+    format_load,
+    machine_description,
+    median,
+    positive_int,
+    seconds,
+)
 
 import layers  # noqa: E402
 import process_tuning  # noqa: E402
@@ -88,11 +93,7 @@ def winograd_conv3x3_maxpool2d_forward(x: np.ndarray, filters: np.ndarray):
     conv = (A16 @ products.reshape(16, -1)).reshape(4, n_filters, -1)  # (4, F, tiles)
     pooled = conv.max(axis=0)
     is_max = conv == pooled
-    # The backward pass gives each window's gradient to its first maximum only, as the layers do.
-    seen = is_max[0].copy()
-    for position in range(1, 4):
-        np.greater(is_max[position], seen, out=is_max[position])
-        seen |= is_max[position]
+    layers.keep_first_maximum(list(is_max))  # each window's gradient to its first maximum
     return pooled, (inputs, weights, is_max, x_chwn.shape, rows, cols)
 
 
@@ -130,12 +131,7 @@ def check_against_layers(x: np.ndarray, filters: np.ndarray, rng: np.random.Gene
 
 def median_ms(step: Callable[[], object], repeats: int) -> float:
     """The median time of ``step`` over ``repeats`` calls, in milliseconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+    return 1e3 * median([seconds(step) for _ in range(repeats)])
 
 
 def median_ms_in_two_threads(step: Callable[[], object], repeats: int) -> float:
