@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -58,36 +59,77 @@ def _blas_libraries() -> list:
     return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
 
 
+def _is_per_thread(lib) -> bool:
+    """True where the library's thread count belongs to each calling thread (OpenMP's rule)."""
+    return getattr(lib, "threading_layer", None) == "openmp"
+
+
+@functools.cache
+def _openblas_set_num_threads(filepath: str) -> Callable[[int], None]:
+    """OpenBLAS's own ``openblas_set_num_threads``, whatever prefix or suffix the build gave it."""
+    library = ctypes.CDLL(filepath)  # already loaded by NumPy: this only finds it
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        function = getattr(library, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if function is not None:
+            function.argtypes, function.restype = [ctypes.c_int], None
+            return function
+    raise RuntimeError(f"{filepath} has no openblas_set_num_threads")  # threadpoolctl found one
+
+
+def _set_threads(lib, threads: int) -> None:
+    """Set one BLAS library's thread count, the process's one, from whichever thread calls.
+
+    threadpoolctl's own ``set_num_threads`` will not do for OpenBLAS on its own threads (NumPy's
+    wheels): since threadpoolctl 3.8, only the first thread that limits it may change it again,
+    and calls from every other thread are silently ignored. Our worker threads then ran BLAS on
+    several threads, whose kernels on some CPUs add up in another order. OpenBLAS's own function
+    has no such rule.
+    """
+    if lib.internal_api == "openblas" and lib.threading_layer == "pthreads":
+        _openblas_set_num_threads(lib.filepath)(threads)
+    else:
+        lib.set_num_threads(threads)
+
+
 _blas_lock = threading.Lock()
 _blas_users = 0
-_blas_threads_before: list[int] = []  # each library's threads, while anyone limits them
+_blas_threads_before: list[int] = []  # each process-wide library's threads, while we limit them
 
 
 @contextmanager
 def blas_single_threaded() -> Iterator[None]:
-    """Keep NumPy's BLAS to one thread while the block runs.
+    """Keep NumPy's BLAS to one thread, in the calling thread, while the block runs.
 
     Our own threads each multiply their part of the batch; BLAS threads on top would
     oversubscribe the cores, and they spin-wait against other busy threads (TensorFlow's),
-    which made steps many times slower. The limit is process-wide, so concurrent callers share
-    it: the first one in sets it, the last one out restores what was there before. It is set
-    through the libraries' own calls, twice per training step, so it must cost next to nothing.
+    which made steps many times slower. Most BLAS builds (NumPy's OpenBLAS among them) have one
+    thread count for the whole process, so concurrent callers share it: the first one in sets
+    it, the last one out restores what was there before. OpenMP builds keep a count per thread,
+    so that one is set in the calling thread and restored on the way out. Set through the
+    libraries' own calls, twice per training step, so it costs next to nothing.
     """
     global _blas_users, _blas_threads_before
+    shared = [lib for lib in _blas_libraries() if not _is_per_thread(lib)]
+    own = [lib for lib in _blas_libraries() if _is_per_thread(lib)]
     with _blas_lock:
         if _blas_users == 0:
-            _blas_threads_before = [lib.num_threads for lib in _blas_libraries()]
-            for lib in _blas_libraries():
-                lib.set_num_threads(1)
+            _blas_threads_before = [lib.get_num_threads() for lib in shared]
+            for lib in shared:
+                _set_threads(lib, 1)
         _blas_users += 1
+    own_before = [lib.get_num_threads() for lib in own]
+    for lib in own:
+        _set_threads(lib, 1)
     try:
         yield
     finally:
+        for lib, threads in zip(own, own_before, strict=True):
+            _set_threads(lib, threads)
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                for lib, threads in zip(_blas_libraries(), _blas_threads_before, strict=True):
-                    lib.set_num_threads(threads)
+                for lib, threads in zip(shared, _blas_threads_before, strict=True):
+                    _set_threads(lib, threads)
 
 
 _pool_lock = threading.Lock()
@@ -111,12 +153,19 @@ def map_in_threads(function: Callable[..., Any], *part_lists: Sequence[Any]) -> 
     NumPy releases Python's global lock inside its array operations, so threads working on
     separate parts of a batch really do run at the same time, one per CPU core. The calling
     thread works on the first part itself: one thread fewer to wake up and to wait for. BLAS is
-    kept to one thread meanwhile, even for a single part (see :func:`blas_single_threaded`).
+    kept to one thread meanwhile, in every thread, even for a single part (see
+    :func:`blas_single_threaded`).
     """
     first, *rest = zip(*part_lists, strict=True)
     with blas_single_threaded():
         if not rest:
             return [function(*first)]
         pool = _thread_pool(len(rest))
-        futures = [pool.submit(function, *parts) for parts in rest]
+        futures = [pool.submit(_single_threaded_blas_call, function, parts) for parts in rest]
         return [function(*first)] + [future.result() for future in futures]
+
+
+def _single_threaded_blas_call(function: Callable[..., Any], parts: Sequence[Any]) -> Any:
+    """``function(*parts)`` with BLAS on one thread in the helper thread that runs it."""
+    with blas_single_threaded():
+        return function(*parts)
