@@ -40,8 +40,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from atomic_write import FileWriteError, write_atomically
-from command_line import ArgumentParser
+from plumbing.atomic_write import FileWriteError, write_atomically
+from plumbing.command_line import ArgumentParser
 
 PROJECT_DIR = Path(__file__).resolve().parent
 ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-import process_tuning
 from download_mnist import FASHION_LABELS
-from model_file import ModelFileError, SavedModel, load_model
+from plumbing import process_tuning
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
+from training.model_file import ModelFileError, SavedModel, load_model
 
 EVAL_BATCH_SIZE = 512  # large enough that per-call overheads vanish, small enough for the cache
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # a Python float: compared without a cast

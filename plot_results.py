@@ -42,8 +42,8 @@ from matplotlib.ticker import MaxNLocator
 
 import download_mnist
 import inference
-from atomic_write import write_atomically
-from command_line import ArgumentParser
+from plumbing.atomic_write import write_atomically
+from plumbing.command_line import ArgumentParser
 
 MAX_MISCLASSIFIED = 36
 # Beyond these, a figure becomes a wall of dots: the first ones are drawn, and the figure says so.

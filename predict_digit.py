@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from command_line import ArgumentParser
+from plumbing.command_line import ArgumentParser
 
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import layers
-import process_tuning
+from plumbing import process_tuning
 
 POOL_SIZE = 2  # every stage ends with 2x2 max-pooling, stride 2
 LENET_PADDINGS = (2, 0)  # LeNet-5's: the 28x28 input padded to its 32x32 for stage 1, none after

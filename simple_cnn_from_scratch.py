@@ -52,15 +52,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-import train_config
 from adam import Adam, NonFiniteUpdateError
-from atomic_write import (
-    FileWriteError,
-    check_writable,
-    check_writable_folder,
-    same_file,
-    write_atomically,
-)
 from download_mnist import DatasetError, load_dataset
 from inference import (
     Classifier,
@@ -71,12 +63,20 @@ from inference import (
     classifier_from_saved,
     images_to_input,
 )
-from model_file import ADAM_SETTINGS, ModelFileError, SavedModel, load_model, save_model
+from plumbing.atomic_write import (
+    FileWriteError,
+    check_writable,
+    check_writable_folder,
+    same_file,
+    write_atomically,
+)
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
-from train_config import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
+from training import settings
+from training.model_file import ADAM_SETTINGS, ModelFileError, SavedModel, load_model, save_model
+from training.settings import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
 VALIDATION_SIZE = 5000  # the last 5,000 training images, as in Keras' MNIST examples
-NUM_CLASSES = train_config.NUM_CLASSES
+NUM_CLASSES = settings.NUM_CLASSES
 
 
 class NonFiniteLossError(RuntimeError):
@@ -196,13 +196,13 @@ class Model:
 
 def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
     """A fresh model seeded by ``config.seed``, or the one ``saved`` in a model file."""
-    import keras_head  # TensorFlow: seconds to import, so only once training starts
+    from training import keras_head  # TensorFlow: seconds to import, so only once training starts
 
     cnn = SimpleCNN(
         filters=config.filters,
         kernel_sizes=config.kernel_sizes(),
         paddings=config.paddings(),
-        input_shape=train_config.INPUT_SHAPE,
+        input_shape=settings.INPUT_SHAPE,
         seed=config.seed,
         impl=config.impl,
     )
@@ -225,7 +225,7 @@ def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
 
 def restore(model: Model, saved: SavedModel) -> None:
     """Put a model file's weights, optimizer states and position into ``model``."""
-    import keras_head
+    from training import keras_head
 
     for index, filters in enumerate(saved.conv_filters):
         model.cnn.set_filters(index, filters)
@@ -247,7 +247,7 @@ def restore(model: Model, saved: SavedModel) -> None:
 
 def to_saved(model: Model) -> SavedModel:
     """Everything in ``model`` as arrays, for the model file."""
-    import keras_head
+    from training import keras_head
 
     architecture = {
         **model.cnn.architecture,
@@ -269,14 +269,14 @@ def to_saved(model: Model) -> SavedModel:
         epoch=model.epoch,
         step=model.step,
         partial_epoch=model.partial_epoch,
-        config=train_config.run_settings(model.config),
+        config=settings.run_settings(model.config),
         history=model.history,
     )
 
 
 def classifier(model: Model) -> Classifier:
     """The model as it is now, for prediction: the NumPy head on the Keras head's weights."""
-    import keras_head
+    from training import keras_head
 
     return Classifier(
         cnn=model.cnn,
@@ -538,12 +538,12 @@ def train(
 
 def settle(config: TrainConfig) -> tuple[TrainConfig, SavedModel | None]:
     """The run's settings: ``config`` itself, or for ``--resume`` the saved settings plus what
-    ``config`` changed (checked: see train_config.resumed_config), and the saved model."""
+    ``config`` changed (checked: see settings.resumed_config), and the saved model."""
     if not config.resume_path:
         return config, None
     saved = load_model(config.resume_path)
     check_outputs_are_finite(saved, config.resume_path)
-    resumed = train_config.resumed_config(config, saved.config)
+    resumed = settings.resumed_config(config, saved.config)
     started_epochs = saved.epoch + (1 if saved.step else 0)
     if resumed.epochs < started_epochs:
         raise ConfigError(
@@ -677,7 +677,7 @@ def open_tensorboard(config: TrainConfig):
     """A TensorBoardLog writing into ``config.tensorboard_dir``, or None."""
     if not config.tensorboard_dir:
         return None
-    from tensorboard_log import TensorBoardLog
+    from training.tensorboard_log import TensorBoardLog
 
     return TensorBoardLog(config.tensorboard_dir, config.tensorboard_every)
 

@@ -36,7 +36,7 @@ from networks import (  # noqa: E402
 from timing import seconds  # noqa: E402
 
 import layers  # noqa: E402
-from command_line import ArgumentParser  # noqa: E402
+from plumbing.command_line import ArgumentParser  # noqa: E402
 from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def tensorflow_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callabl
 
     The inputs are converted to NHWC once, outside the timing: TensorFlow gets its best case.
     """
-    from keras_head import tf  # TensorFlow imported quietly, as the program does
+    from training.keras_head import tf  # TensorFlow imported quietly, as the program does
 
     x_nhwc = tf.constant(x.transpose(0, 2, 3, 1))
     filters_hwio = [tf.constant(filters.transpose(2, 3, 1, 0)) for filters in cnn.filters]
@@ -263,7 +263,7 @@ def main() -> None:
         n = args.loops_batch_size
         sides["loops"] = simple_cnn_step(loops, x[:n], d_out[:n])
     if not args.no_tensorflow:
-        from keras_head import tf
+        from training.keras_head import tf
 
         if args.one_core:  # set before TensorFlow runs its first op
             tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -27,7 +27,7 @@ from typing import Any
 from networks import DEFAULT_NETWORK, NETWORKS
 from timing import positive_int
 
-from command_line import ArgumentParser
+from plumbing.command_line import ArgumentParser
 
 SIDES = ("from_scratch", "keras_fit")
 

@@ -72,10 +72,10 @@ from timing import (  # noqa: E402
     warm_up_image_count,
 )
 
-from atomic_write import write_atomically  # noqa: E402
-from command_line import ArgumentParser  # noqa: E402
 from download_mnist import DatasetError  # noqa: E402
 from inference import EVAL_BATCH_SIZE, images_to_input  # noqa: E402
+from plumbing.atomic_write import write_atomically  # noqa: E402
+from plumbing.command_line import ArgumentParser  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
 from simple_cnn_from_scratch import (  # noqa: E402
     Dataset,
@@ -90,7 +90,7 @@ from simple_cnn_from_scratch import (  # noqa: E402
     steps_per_epoch,
     train_steps,
 )
-from train_config import MAX_SHIFT, TrainConfig  # noqa: E402
+from training.settings import MAX_SHIFT, TrainConfig  # noqa: E402
 
 SECTIONS = ("training", "inference", "memory", "conv", "tensorboard")
 SIDES = ("from_scratch", "keras_fit", "keras_custom_loop")

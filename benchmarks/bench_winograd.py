@@ -42,8 +42,8 @@ from timing import (  # noqa: E402
 )
 
 import layers  # noqa: E402
-import process_tuning  # noqa: E402
-from command_line import ArgumentParser  # noqa: E402
+from plumbing import process_tuning  # noqa: E402
+from plumbing.command_line import ArgumentParser  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)

@@ -24,9 +24,9 @@ import numpy as np
 # The project's modules sit one directory up; this lets the scripts run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_head import keras, tf  # noqa: E402  (TensorFlow imported quietly, as the program does)
 from simple_cnn_from_scratch import NUM_CLASSES  # noqa: E402
-from train_config import INPUT_SHAPE, TrainConfig  # noqa: E402
+from training.keras_head import keras, tf  # noqa: E402  (TensorFlow imported quietly, as the program does)
+from training.settings import INPUT_SHAPE, TrainConfig  # noqa: E402
 
 CHANNELS, HEIGHT, WIDTH = INPUT_SHAPE
 NHWC_SHAPE = (HEIGHT, WIDTH, CHANNELS)

@@ -18,10 +18,10 @@ from pathlib import Path
 # The project's modules sit one directory up; this lets the scripts run from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import train_config  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
 from simple_cnn_from_scratch import NUM_CLASSES  # noqa: E402
-from train_config import TrainConfig  # noqa: E402
+from training import settings  # noqa: E402
+from training.settings import TrainConfig  # noqa: E402
 
 NETWORKS = {
     "lenet": {},  # the training program's defaults
@@ -64,7 +64,7 @@ def build_simple_cnn(config: TrainConfig, seed: int = 0, impl: str = "fast") -> 
         filters=config.filters,
         kernel_sizes=config.kernel_sizes(),
         paddings=config.paddings(),
-        input_shape=train_config.INPUT_SHAPE,
+        input_shape=settings.INPUT_SHAPE,
         seed=seed,
         impl=impl,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atomic_write import FileWriteError, check_writable, same_file, write_atomically
+from plumbing.atomic_write import FileWriteError, check_writable, same_file, write_atomically
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,7 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
         [
             sys.executable,
             "-c",
-            "import sys, time, atomic_write\n"
+            "import sys, time\nfrom plumbing import atomic_write\n"
             "def slow(file):\n"
             "    file.write(b'half')\n"
             "    print('writing', flush=True)\n"

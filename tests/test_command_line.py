@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from command_line import ArgumentParser
+from plumbing.command_line import ArgumentParser
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = [

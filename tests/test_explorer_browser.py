@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-import model_file
 from download_mnist import FASHION_LABELS
+from training import model_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTALL_HINT = (

@@ -1,6 +1,6 @@
 """The explorer's server over real HTTP on 127.0.0.1: its answers, and every bad request refused.
 
-The server runs in this process (explore.make_server on a port the OS picks) for most tests,
+The server runs in this process (explorer.server.make_server on a port the OS picks) for most tests,
 and as the real program in a subprocess where the program itself is the point (start-up,
 Ctrl-C). Models are built here without training, except where a training run is the point.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import explore
-import model_file
 from download_mnist import load_dataset
+from explorer import server as explorer_server
 from simple_cnn import SimpleCNN
+from training import model_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -97,8 +97,8 @@ def model_path(tmp_path_factory):
 
 def serve(model: Path):
     """An explorer server on a free port, running in a thread; yields a Client."""
-    explorer = explore.Explorer(str(model))
-    server = explore.make_server(explorer, "127.0.0.1", 0)
+    explorer = explorer_server.Explorer(str(model))
+    server = explorer_server.make_server(explorer, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -169,9 +169,9 @@ def start_program(model: Path, *options: str, cwd: Path = PROJECT_DIR):
 def test_the_page_and_its_files_are_served(client):
     status, page = client.get("/")
     assert status == 200 and b"<html" in page.lower()
-    for name in os.listdir(PROJECT_DIR / "explorer"):
+    for name in os.listdir(PROJECT_DIR / "explorer" / "page"):
         status, data = client.get(f"/{name}")
-        assert status == 200 and data == (PROJECT_DIR / "explorer" / name).read_bytes()
+        assert status == 200 and data == (PROJECT_DIR / "explorer" / "page" / name).read_bytes()
 
 
 def test_model_describes_the_network(client):
@@ -342,6 +342,8 @@ def raw_request(port: int, request_line: str) -> tuple[int, bytes]:
     "path",
     [
         "/../explore.py",
+        "/../server.py",
+        "/server.py",
         "/../../../../etc/passwd",
         "/%2e%2e/explore.py",
         "/%2E%2E%2Fexplore.py",
@@ -535,7 +537,7 @@ def read_events(port: int, until: set[str], timeout: float = 120) -> list[dict]:
 
 
 def test_a_training_run_from_the_page_streams_progress_and_saves(tmp_path, monkeypatch):
-    monkeypatch.setattr(explore, "QUICK_RUN", {"limit": 1200, "epochs": 2})
+    monkeypatch.setattr(explorer_server, "QUICK_RUN", {"limit": 1200, "epochs": 2})
     model = tmp_path / "trained.npz"
     for client, _ in serve(model):  # no model yet: the page offers to train one
         assert not client.get("/api/model")[1]["ok"]
@@ -594,9 +596,10 @@ def test_ctrl_c_saves_a_running_training_run_first(tmp_path):
 def test_the_program_starts_in_about_a_second_without_tensorflow(model_path, tmp_path):
     code = (
         "import sys, time, threading, explore\n"
+        "from explorer import server as explorer_server\n"
         "started = time.perf_counter()\n"
-        f"explorer = explore.Explorer({str(model_path)!r})\n"
-        "server = explore.make_server(explorer, '127.0.0.1', 0)\n"
+        f"explorer = explorer_server.Explorer({str(model_path)!r})\n"
+        "server = explorer_server.make_server(explorer, '127.0.0.1', 0)\n"
         "print(time.perf_counter() - started, 'tensorflow' in sys.modules)\n"
     )
     started = time.perf_counter()

@@ -13,13 +13,12 @@ import zipfile
 import numpy as np
 import pytest
 
-import keras_head
-import model_file
 import simple_cnn_from_scratch as driver
 from download_mnist import load_dataset
 from inference import Classifier, DenseHead, classifier_from_saved, load_classifier
-from model_file import ModelFileError, SavedModel, load_model, save_model
-from train_config import TrainConfig
+from training import keras_head, model_file
+from training.model_file import ModelFileError, SavedModel, load_model, save_model
+from training.settings import TrainConfig
 
 
 def stepped_model(seed=3, **settings):

@@ -23,14 +23,14 @@ import pytest
 from PIL import Image
 
 import download_mnist
-import model_file
 import plot_results
 from adam import Adam
 from download_mnist import load_dataset
-from model_file import SavedModel
 from plot_results import PlotError
 from simple_cnn import SimpleCNN
 from simple_cnn_from_scratch import write_history
+from training import model_file
+from training.model_file import SavedModel
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

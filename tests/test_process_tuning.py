@@ -11,7 +11,7 @@ import numpy as np  # noqa: F401  (loads the BLAS that threadpoolctl then finds)
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import process_tuning
+from plumbing import process_tuning
 
 
 def blas_threads() -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import simple_cnn_from_scratch as driver
-from tensorboard_log import filters_image
+from training.tensorboard_log import filters_image
 
 
 def read_events(folder):

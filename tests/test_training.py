@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import simple_cnn_from_scratch as driver
-from model_file import load_model
 from simple_cnn import SimpleCNN
+from training.model_file import load_model
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 3,000 training images (about 1% of a full run), and as many for validation and test.
@@ -428,7 +428,7 @@ def test_settings_from_code_take_paths_and_numpy_numbers(tmp_path):
     assert (config.seed, config.batch_size, config.limit) == (3, 32, 300)
     assert type(config.seed) is int and type(config.learning_rate) is float
     assert config.learning_rate == 0.5
-    json.dumps(driver.train_config.run_settings(config))  # plain values: the model file's JSON
+    json.dumps(driver.settings.run_settings(config))  # plain values: the model file's JSON
     with pytest.raises(driver.ConfigError, match="--seed"):
         driver.TrainConfig(seed=np.float64(1.5))
     with pytest.raises(driver.ConfigError, match="--epochs"):
@@ -602,14 +602,14 @@ def test_resuming_a_three_stage_run_may_repeat_its_filters(tmp_path):
     (the default padding does not get in the way), a different one is refused as a change."""
     model = tmp_path / "m.npz"
     model.touch()  # parse_args checks that it exists; resumed_config gets its settings below
-    saved = driver.train_config.run_settings(
+    saved = driver.settings.run_settings(
         driver.TrainConfig(filters=(8, 16, 32), kernel_size=(3,), padding=("same",))
     )
-    resumed = driver.train_config.resumed_config(
+    resumed = driver.settings.resumed_config(
         driver.parse_args(["--resume", str(model), "--filters", "8,16,32", "--epochs", "8"]), saved
     )
     assert (resumed.filters, resumed.padding, resumed.epochs) == ((8, 16, 32), ("same",), 8)
     with pytest.raises(driver.ConfigError, match="--filters 6,16,32 differs from the 8,16,32"):
-        driver.train_config.resumed_config(
+        driver.settings.resumed_config(
             driver.parse_args(["--resume", str(model), "--filters", "6,16,32"]), saved
         )

@@ -20,7 +20,7 @@ import os
 import numpy as np
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from keras_head import dense_layers, tf
+from training.keras_head import dense_layers, tf
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
     display_name=None, description=None

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-import process_tuning
 import simple_cnn_from_scratch as trainer
 from inference import images_to_input
-from train_config import TrainConfig
+from plumbing import process_tuning
+from training.settings import TrainConfig
 
 PROBE_IMAGES = 128  # test images for the dead-unit count: enough to see a live unit fire
 
@@ -113,7 +113,7 @@ class TrainingRun:
 
     def snapshot(self, model, epoch: int, step: int) -> dict[str, Any]:
         """The run as it stands: progress, filters, the sample's maps, each layer's health."""
-        import keras_head  # loaded by the trainer already
+        from training import keras_head  # loaded by the trainer already
 
         sums = trainer.EpochSums(**model.partial_epoch)
         loss, accuracy = (value for _, value in sums.means())
