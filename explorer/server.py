@@ -46,6 +46,7 @@ import download_mnist
 import inference
 from explorer import analysis
 from plumbing.atomic_write import FileWriteError, check_writable
+from plumbing.checks import is_int
 from predict_digit import ImageError, prepare_digit
 from training.model_file import TRAIN_COMMAND, ModelFileError
 
@@ -231,7 +232,7 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
     if "test_index" in body:
         images, _ = explorer.test_set()
         index = body["test_index"]
-        if not _is_int(index) or not 0 <= index < len(images):
+        if not is_int(index) or not 0 <= index < len(images):
             raise RequestError(400, f"test_index must be 0 to {len(images) - 1}, got {index!r}")
         return images[index]
     drawing = body.get("drawing")
@@ -239,7 +240,7 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
         raise RequestError(400, 'give the image as "drawing" {width, height, ink} or "test_index"')
     width, height, ink = drawing.get("width"), drawing.get("height"), drawing.get("ink")
     for name, side in (("width", width), ("height", height)):
-        if not _is_int(side) or not 8 <= side <= MAX_DRAWING_SIDE:
+        if not is_int(side) or not 8 <= side <= MAX_DRAWING_SIDE:
             raise RequestError(400, f"drawing {name} must be 8 to {MAX_DRAWING_SIDE}, got {side!r}")
     if not isinstance(ink, list) or len(ink) != width * height:
         count = len(ink) if isinstance(ink, list) else "no list"
@@ -266,11 +267,11 @@ def subject(explorer: Explorer, body: dict) -> tuple[inference.Classifier, np.nd
     image = image_from_request(explorer, body)
     disabled = body.get("disabled") or {}
     if not isinstance(disabled, dict) or not all(
-        isinstance(v, list) and all(_is_int(i) for i in v) for v in disabled.values()
+        isinstance(v, list) and all(is_int(i) for i in v) for v in disabled.values()
     ):
         raise RequestError(400, 'disabled must look like {"conv1": [0, 3]}')
     box = body.get("cover")
-    if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_int, box))):
+    if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(is_int, box))):
         raise RequestError(
             400, "cover must be [top, left, bottom, right] in pixels of the 28x28 image"
         )
@@ -305,7 +306,7 @@ def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
     classifier, image, experiments = subject(explorer, body)
     layer = body.get("layer")
     position = [body.get(name) for name in ("channel", "row", "column")]
-    if not isinstance(layer, str) or not all(map(_is_int, position)):
+    if not isinstance(layer, str) or not all(map(is_int, position)):
         raise RequestError(400, 'give layer (e.g. "conv1"), channel, row and column as integers')
     if layer.startswith("conv"):
         answer = analysis.conv_arithmetic(classifier, image, layer, *position)
@@ -321,7 +322,7 @@ def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
 def gradient(explorer: Explorer, body: dict) -> dict[str, Any]:
     classifier, image, experiments = subject(explorer, body)
     class_index = body.get("class")
-    if not _is_int(class_index):
+    if not is_int(class_index):
         raise RequestError(400, f"class must be an integer, got {class_index!r}")
     return {**analysis.class_gradients(classifier, image, class_index), "experiments": experiments}
 
@@ -406,10 +407,6 @@ def _base64(array: np.ndarray) -> str:
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from plumbing.atomic_write import write_atomically
+from plumbing.checks import is_finite_number, is_int
 from simple_cnn import plan_stages
 from training import settings
 
@@ -431,14 +432,14 @@ def _check_architecture(architecture: dict, members: _Members) -> dict:
     hidden = architecture["hidden"]
     dropout = architecture["dropout"]
     classes = architecture["num_classes"]
-    if not (isinstance(hidden, list) and all(_is_int(u) and u >= 1 for u in hidden)):
+    if not (isinstance(hidden, list) and all(is_int(u) and u >= 1 for u in hidden)):
         raise members.error(f"damaged model file: bad hidden layer sizes {hidden!r}")
-    if not (_is_number(dropout) and 0 <= dropout < 1):
+    if not (is_finite_number(dropout) and 0 <= dropout < 1):
         raise members.error(f"damaged model file: bad dropout {dropout!r}")
-    if not (_is_int(classes) and 2 <= classes <= MAX_CLASSES):
+    if not (is_int(classes) and 2 <= classes <= MAX_CLASSES):
         raise members.error(f"damaged model file: bad number of classes {classes!r}")
     for name in ("filters", "kernel_sizes", "paddings", "input_shape"):
-        if not (isinstance(architecture[name], list) and all(map(_is_int, architecture[name]))):
+        if not (isinstance(architecture[name], list) and all(map(is_int, architecture[name]))):
             raise members.error(f"damaged model file: bad {name} {architecture[name]!r}")
     try:
         plan_stages(
@@ -465,7 +466,7 @@ def _read_conv_optimizer(members: _Members, stages) -> tuple[dict, dict]:
     problem = "damaged model file: bad conv optimizer state"
     settings = members.json("conv_optimizer_settings", dict)
     if set(settings) != set(ADAM_SETTINGS) or not all(
-        _is_number(settings[name]) and settings[name] >= 0 for name in ADAM_SETTINGS
+        is_finite_number(settings[name]) and settings[name] >= 0 for name in ADAM_SETTINGS
     ):
         raise members.error(f"{problem} (settings {settings})")
     # epsilon keeps Adam's step finite where a filter's gradient has always been 0.
@@ -499,9 +500,9 @@ def _check_partial_epoch(partial_epoch: dict, members: _Members) -> dict:
     keys = {"loss_sum", "correct", "seen", "seconds"}
     if partial_epoch and (
         set(partial_epoch) != keys
-        or not all(_is_number(v) and v >= 0 for v in partial_epoch.values())
-        or not _is_int(partial_epoch["seen"])
-        or not _is_int(partial_epoch["correct"])
+        or not all(is_finite_number(v) and v >= 0 for v in partial_epoch.values())
+        or not is_int(partial_epoch["seen"])
+        or not is_int(partial_epoch["correct"])
         or partial_epoch["correct"] > partial_epoch["seen"]
     ):
         raise members.error("damaged model file: bad training record (partial_epoch)")
@@ -530,8 +531,8 @@ def _check_history(history: list, epoch: int, members: _Members) -> list:
         if not (
             isinstance(record, dict)
             and record.get("epoch") == number
-            and _is_int(record["epoch"])
-            and all(value is None or _is_number(value) for value in record.values())
+            and is_int(record["epoch"])
+            and all(value is None or is_finite_number(value) for value in record.values())
         ):
             raise members.error("damaged model file: bad training record (history)")
     if len(history) != epoch:
@@ -540,11 +541,3 @@ def _check_history(history: list, epoch: int, members: _Members) -> list:
             f"{epoch} done)"
         )
     return history
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

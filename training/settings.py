@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from plumbing.atomic_write import FileWriteError, check_writable
+from plumbing.checks import is_int
 from plumbing.command_line import ArgumentParser
 from simple_cnn import LENET_PADDINGS, per_stage_mismatch, plan_stages
 
@@ -50,10 +51,6 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int_in(low: int, high: int | None = None) -> Callable[[Any], None]:
     if high is not None:
         bound = f"an integer from {low} to {high}"
@@ -61,7 +58,7 @@ def _int_in(low: int, high: int | None = None) -> Callable[[Any], None]:
         bound = "an integer greater than 0" if low == 1 else f"{low} or more"
 
     def check(value: Any) -> None:
-        if not _is_int(value) or value < low or (high is not None and value > high):
+        if not is_int(value) or value < low or (high is not None and value > high):
             raise ValueError(f"must be {bound}, got {value!r}")
 
     return check
