@@ -233,7 +233,7 @@ def classifier_from_saved(saved: SavedModel, source: str = "the model") -> Class
     check_outputs_are_finite(saved, source)
     architecture = saved.architecture
     cnn = SimpleCNN(
-        filters=architecture["filters"],
+        num_filters=architecture["num_filters"],
         kernel_sizes=architecture["kernel_sizes"],
         paddings=architecture["paddings"],
         input_shape=architecture["input_shape"],

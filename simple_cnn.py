@@ -7,8 +7,9 @@ By default it is the feature extractor of LeNet-5:
       -> conv2: 16 filters 5x5        -> (N, 16, 10, 10) -> ReLU -> max-pool 2x2 -> (N, 16, 5, 5)
       -> flatten (channel-major)      -> (N, 400) features for a dense classifier head
 
-Any other stack of such stages is one argument away: ``SimpleCNN(filters=(32, 64),
+Any other stack of such stages is one argument away: ``SimpleCNN(num_filters=(32, 64),
 kernel_sizes=3, paddings="valid")`` is the convolutional part of Keras' MNIST example.
+``num_filters`` are counts; ``cnn.filters`` are the filters themselves, one array per stage.
 
 The layers themselves live in ``layers.py`` (a nested-loop reference and a fast vectorised
 version of each); this class checks its inputs, keeps what the backward pass needs, and chains
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,7 +101,7 @@ class Stage:
 
 
 def plan_stages(
-    filters: Sequence[int],
+    num_filters: Sequence[int],
     kernel_sizes: int | Sequence[int],
     paddings: int | str | Sequence[int | str],
     input_shape: Sequence[int],
@@ -108,8 +110,8 @@ def plan_stages(
 
     Parameters
     ----------
-    filters : sequence of int
-        Filters per stage, one entry per stage.
+    num_filters : sequence of int
+        How many filters each stage has, one entry per stage.
     kernel_sizes : int or sequence of int
         Kernel size K per stage (K x K filters); one int applies to every stage.
     paddings : int, "same", "valid", or a sequence of them
@@ -123,10 +125,10 @@ def plan_stages(
         One line saying which setting is wrong, or at which stage the image becomes smaller
         than the pooling window.
     """
-    filters = _positive_ints(filters, "filters")
-    if not filters:
-        raise ValueError("filters must list at least one stage, e.g. filters=(6, 16)")
-    n_stages = len(filters)
+    num_filters = _positive_ints(num_filters, "num_filters")
+    if not num_filters:
+        raise ValueError("num_filters must list at least one stage, e.g. num_filters=(6, 16)")
+    n_stages = len(num_filters)
     kernel_sizes = _positive_ints(
         _per_stage(kernel_sizes, n_stages, "kernel_sizes"), "kernel_sizes"
     )
@@ -138,7 +140,7 @@ def plan_stages(
     stages = []
     channels, height, width = input_shape
     for number, (count, k, padding) in enumerate(
-        zip(filters, kernel_sizes, paddings, strict=True), start=1
+        zip(num_filters, kernel_sizes, paddings, strict=True), start=1
     ):
         padding = _resolve_padding(padding, k, number)
         conv_size = (height + 2 * padding - k + 1, width + 2 * padding - k + 1)
@@ -236,8 +238,9 @@ class SimpleCNN:
 
     Parameters
     ----------
-    filters : sequence of int
-        Filters per stage; its length is the number of stages. (6, 16) is LeNet-5's.
+    num_filters : sequence of int
+        How many filters each stage has; its length is the number of stages. (6, 16) is
+        LeNet-5's. (``filters=`` is its old name, still accepted.)
     kernel_sizes : int or sequence of int
         K per stage, for K x K filters (stride 1, no bias); one int applies to all stages.
     paddings : int, "same", "valid" or a sequence of them
@@ -277,7 +280,7 @@ class SimpleCNN:
 
     def __init__(
         self,
-        filters: Sequence[int] = (6, 16),
+        num_filters: Sequence[int] = (6, 16),
         kernel_sizes: int | Sequence[int] = 5,
         paddings: int | str | Sequence[int | str] = LENET_PADDINGS,
         input_shape: Sequence[int] = (1, 28, 28),
@@ -285,7 +288,16 @@ class SimpleCNN:
         impl: str = "fast",
         dtype=np.float32,
         threads: int | None = None,
+        filters: Sequence[int] | None = None,
     ):
+        if filters is not None:  # the old name of num_filters, kept for code written with it
+            warnings.warn(
+                "SimpleCNN(filters=...) is now SimpleCNN(num_filters=...): cnn.filters are the "
+                "filters themselves",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            num_filters = filters
         if impl not in LAYERS:
             raise ValueError(f"impl must be one of {sorted(LAYERS)}, got {impl!r}")
         self.dtype = np.dtype(dtype)
@@ -297,7 +309,7 @@ class SimpleCNN:
             raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        self.stages = plan_stages(filters, kernel_sizes, paddings, input_shape)
+        self.stages = plan_stages(num_filters, kernel_sizes, paddings, input_shape)
         self.input_shape = tuple(int(n) for n in input_shape)
         self.impl = impl
         self._layers = LAYERS[impl]
@@ -327,7 +339,7 @@ class SimpleCNN:
     def architecture(self) -> dict:
         """The configuration, as plain values: ``SimpleCNN(**cnn.architecture)`` rebuilds it."""
         return {
-            "filters": [stage.out_channels for stage in self.stages],
+            "num_filters": [stage.out_channels for stage in self.stages],
             "kernel_sizes": [stage.kernel_size for stage in self.stages],
             "paddings": [stage.padding for stage in self.stages],
             "input_shape": list(self.input_shape),

@@ -199,7 +199,7 @@ def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
     from training import keras_head  # TensorFlow: seconds to import, so only once training starts
 
     cnn = SimpleCNN(
-        filters=config.filters,
+        num_filters=config.filters,
         kernel_sizes=config.kernel_sizes(),
         paddings=config.paddings(),
         input_shape=settings.INPUT_SHAPE,

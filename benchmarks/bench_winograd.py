@@ -189,7 +189,7 @@ def time_in_the_network(batch_size: int, turns: int, repeats: int) -> dict[str, 
     x = rng.random((batch_size, 1, 28, 28), dtype=np.float32)
     networks = {}
     for name in ("fused layer (windows)", "Winograd F(2x2, 3x3)"):
-        cnn = SimpleCNN(filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
+        cnn = SimpleCNN(num_filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
         if name.startswith("Winograd"):
             cnn._stage_layers[1] = as_network_layer()
         networks[name] = cnn

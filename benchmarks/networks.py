@@ -61,7 +61,7 @@ def describe_network(config: TrainConfig) -> str:
 def build_simple_cnn(config: TrainConfig, seed: int = 0, impl: str = "fast") -> SimpleCNN:
     """The network's conv stack alone, as build_model makes it (for the conv-stack timings)."""
     return SimpleCNN(
-        filters=config.filters,
+        num_filters=config.filters,
         kernel_sizes=config.kernel_sizes(),
         paddings=config.paddings(),
         input_shape=settings.INPUT_SHAPE,

@@ -84,7 +84,7 @@ def test_the_winograd_study_swaps_into_the_network_unchanged_in_its_numbers():
         sys.path.remove(BENCHMARKS_DIR)
     from simple_cnn import SimpleCNN
 
-    kwargs = dict(filters=(32, 8), kernel_sizes=3, paddings="valid", seed=1, dtype=np.float64)
+    kwargs = dict(num_filters=(32, 8), kernel_sizes=3, paddings="valid", seed=1, dtype=np.float64)
     shipped, swapped = SimpleCNN(**kwargs), SimpleCNN(**kwargs)
     swapped._stage_layers[1] = bench_winograd.as_network_layer()
     rng = np.random.default_rng(1)

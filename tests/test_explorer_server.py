@@ -42,7 +42,7 @@ def save_untrained_model(path, seed=0, dataset="mnist", **architecture):
     config = {"dataset": dataset}
     config.update(
         {
-            "filters": arch["filters"],
+            "filters": [stage.out_channels for stage in cnn.stages],
             "kernel_size": arch["kernel_sizes"],
             "padding": arch["paddings"],
         }

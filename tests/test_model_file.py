@@ -93,7 +93,7 @@ def test_round_trip_restores_every_weight_and_optimizer_state_exactly(saved):
     assert loaded.history == model.history
     assert loaded.partial_epoch == model.partial_epoch
     assert loaded.architecture == {
-        "filters": [6, 16],
+        "num_filters": [6, 16],
         "kernel_sizes": [5, 5],
         "paddings": [2, 0],
         "input_shape": [1, 28, 28],
@@ -148,7 +148,7 @@ def test_any_architecture_round_trips(tmp_path):
     path = tmp_path / "keras-example.npz"
     save_model(path, driver.to_saved(model))
     loaded = load_model(path)
-    assert loaded.architecture["filters"] == [4, 8] and loaded.architecture["hidden"] == []
+    assert loaded.architecture["num_filters"] == [4, 8] and loaded.architecture["hidden"] == []
     assert len(loaded.head_state) == 1  # the dropout layer's random-number state
     images = load_dataset()[2][:20]
     np.testing.assert_allclose(
@@ -461,7 +461,15 @@ def test_files_of_the_first_version_still_load(saved, tmp_path):
     path = tmp_path / "v1.npz"
     rewrite(saved[0], path, first_version)
     loaded = load_model(path)
-    assert loaded.architecture == model_file.OLD_ARCHITECTURE
+    assert loaded.architecture == {  # LeNet-5 and Dense(128) -> Dense(10), SimpleCNN's names
+        "num_filters": [6, 16],
+        "kernel_sizes": [5, 5],
+        "paddings": [2, 0],
+        "input_shape": [1, 28, 28],
+        "hidden": [128],
+        "dropout": 0.0,
+        "num_classes": 10,
+    }
     assert np.array_equal(loaded.conv_filters[1], saved[1].cnn.conv2_filters)
 
 

@@ -53,7 +53,7 @@ def configurations(draw):
     height = draw(st.integers(smallest, smallest + 5))
     width = draw(st.integers(smallest, smallest + 5))
     config = {
-        "filters": tuple(draw(st.integers(1, 4)) for _ in range(n_stages)),
+        "num_filters": tuple(draw(st.integers(1, 4)) for _ in range(n_stages)),
         "kernel_sizes": tuple(kernel_sizes) if draw(st.booleans()) else kernel_sizes,
         "paddings": tuple(paddings),
         "input_shape": (draw(st.integers(1, 2)), height, width),
@@ -112,7 +112,7 @@ def test_the_default_network_is_lenet5_bit_for_bit():
     assert cnn.num_features == 400
     assert [stage.out_size for stage in cnn.stages] == [(14, 14), (5, 5)]
     assert cnn.architecture == {
-        "filters": [6, 16],
+        "num_filters": [6, 16],
         "kernel_sizes": [5, 5],
         "paddings": [2, 0],
         "input_shape": [1, 28, 28],
@@ -121,7 +121,7 @@ def test_the_default_network_is_lenet5_bit_for_bit():
 
 def test_keras_mnist_example_network_shapes():
     # keras-io examples/vision/mnist_convnet.py: Conv2D(32, 3) -> pool -> Conv2D(64, 3) -> pool.
-    cnn = SimpleCNN(filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
+    cnn = SimpleCNN(num_filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
     assert [(s.conv_size, s.out_size) for s in cnn.stages] == [
         ((26, 26), (13, 13)),
         ((11, 11), (5, 5)),
@@ -138,32 +138,38 @@ def test_keras_mnist_example_network_shapes():
     ("kwargs", "pattern"),
     [
         (
-            {"filters": (6, 16, 32)},
+            {"num_filters": (6, 16, 32)},
             r"^paddings has 2 values \(2,0: LeNet-5's, the default\) for 3 stages; give one per "
             r"stage, or one for all$",
         ),
-        ({"filters": (32,)}, r"paddings has 2 values \(2,0: LeNet-5's, the default\) for 1 stage;"),
-        ({"filters": (6, 16, 0)}, r"filters must be positive integers"),  # before the paddings
         (
-            {"filters": (32,), "kernel_sizes": (5, 5), "paddings": 0},
+            {"num_filters": (32,)},
+            r"paddings has 2 values \(2,0: LeNet-5's, the default\) for 1 stage;",
+        ),
+        ({"num_filters": (6, 16, 0)}, r"filters must be positive integers"),  # before the paddings
+        (
+            {"num_filters": (32,), "kernel_sizes": (5, 5), "paddings": 0},
             r"kernel_sizes has 2 values \(5,5\) for 1 stage;",
         ),
-        ({"filters": 6}, r"filters must be a sequence of positive integers, got 6"),
+        ({"num_filters": 6}, r"filters must be a sequence of positive integers, got 6"),
         ({"input_shape": 28}, r"input_shape must be a sequence of positive integers, got 28"),
         (
-            {"filters": (6, 16, 32, 64), "kernel_sizes": 5, "paddings": 0},
+            {"num_filters": (6, 16, 32, 64), "kernel_sizes": 5, "paddings": 0},
             r"stage [23]: .*smaller than the 2x2 pooling window",
         ),
         (
-            {"filters": (4,), "kernel_sizes": 5, "paddings": 0, "input_shape": (1, 5, 9)},
+            {"num_filters": (4,), "kernel_sizes": 5, "paddings": 0, "input_shape": (1, 5, 9)},
             r"stage 1: its 5x9 input, padded by 0 and convolved with 5x5 filters, gives 1x5",
         ),
-        ({"filters": (4,), "kernel_sizes": 4, "paddings": "same"}, r"'same' needs an odd kernel"),
-        ({"filters": (4,), "kernel_sizes": 3, "paddings": "full"}, r"'same' or 'valid'"),
-        ({"filters": (4,), "kernel_sizes": 3, "paddings": -1}, r"padding must be"),
-        ({"filters": (0, 3)}, r"filters must be positive integers"),
-        ({"filters": ()}, r"at least one stage"),
-        ({"filters": (4,), "kernel_sizes": 2.5, "paddings": 0}, r"kernel_sizes"),
+        (
+            {"num_filters": (4,), "kernel_sizes": 4, "paddings": "same"},
+            r"'same' needs an odd kernel",
+        ),
+        ({"num_filters": (4,), "kernel_sizes": 3, "paddings": "full"}, r"'same' or 'valid'"),
+        ({"num_filters": (4,), "kernel_sizes": 3, "paddings": -1}, r"padding must be"),
+        ({"num_filters": (0, 3)}, r"filters must be positive integers"),
+        ({"num_filters": ()}, r"at least one stage"),
+        ({"num_filters": (4,), "kernel_sizes": 2.5, "paddings": 0}, r"kernel_sizes"),
         ({"input_shape": (28, 28)}, r"input_shape must be \(channels, height, width\)"),
     ],
 )
@@ -187,7 +193,7 @@ def test_same_and_valid_paddings():
 
 def test_odd_sizes_drop_the_last_row_and_column_like_tensorflow():
     # 13x13 conv output: pooled to 6x6, the 13th row and column never count.
-    cnn = SimpleCNN(filters=(2,), kernel_sizes=3, paddings=0, input_shape=(1, 15, 15), seed=0)
+    cnn = SimpleCNN(num_filters=(2,), kernel_sizes=3, paddings=0, input_shape=(1, 15, 15), seed=0)
     x = np.zeros((1, 1, 15, 15), np.float32)
     x[0, 0, 14, :] = 1.0  # light only where the dropped convolution row (12) alone reads
     x[0, 0, :, 14] = 1.0
@@ -197,9 +203,16 @@ def test_odd_sizes_drop_the_last_row_and_column_like_tensorflow():
 
 
 def test_an_even_kernel_trains_through_the_unfused_fast_layers():
-    fast = SimpleCNN(filters=(3, 4), kernel_sizes=(4, 2), paddings=(1, 0), seed=2, dtype=np.float64)
+    fast = SimpleCNN(
+        num_filters=(3, 4), kernel_sizes=(4, 2), paddings=(1, 0), seed=2, dtype=np.float64
+    )
     loops = SimpleCNN(
-        filters=(3, 4), kernel_sizes=(4, 2), paddings=(1, 0), seed=2, impl="loops", dtype=np.float64
+        num_filters=(3, 4),
+        kernel_sizes=(4, 2),
+        paddings=(1, 0),
+        seed=2,
+        impl="loops",
+        dtype=np.float64,
     )
     assert fast._stage_layers[0][0] is layers.conv2d_maxpool2d_forward_unfused
     x, d = random_batch(fast, 2, 0)
@@ -210,7 +223,7 @@ def test_an_even_kernel_trains_through_the_unfused_fast_layers():
 
 def test_wide_stages_take_the_windows_layout_and_agree_with_the_loops_and_tensorflow():
     # From 32 filters on, the fused layer multiplies im2col windows instead of shifted filters.
-    kwargs = dict(filters=(32, 33), kernel_sizes=3, paddings=(0, 1), input_shape=(2, 11, 10))
+    kwargs = dict(num_filters=(32, 33), kernel_sizes=3, paddings=(0, 1), input_shape=(2, 11, 10))
     fast = SimpleCNN(**kwargs, seed=3, dtype=np.float64)
     loops = SimpleCNN(**kwargs, seed=3, impl="loops", dtype=np.float64)
     assert [layers.choose_columns(s.out_channels) for s in fast.stages] == ["windows"] * 2
@@ -231,10 +244,19 @@ def test_wide_stages_take_the_windows_layout_and_agree_with_the_loops_and_tensor
 
 
 def test_one_stage_network_has_no_conv2_filters():
-    cnn = SimpleCNN(filters=(8,), kernel_sizes=5, paddings=2)
+    cnn = SimpleCNN(num_filters=(8,), kernel_sizes=5, paddings=2)
     assert cnn.conv1_filters.shape == (8, 1, 5, 5) and cnn.num_features == 8 * 14 * 14
     with pytest.raises(AttributeError, match="1 stage"):
         cnn.conv2_filters  # noqa: B018
+
+
+def test_the_old_keyword_filters_still_builds_the_network_and_warns():
+    with pytest.warns(DeprecationWarning, match="num_filters"):
+        old = SimpleCNN(filters=(4, 8), kernel_sizes=3, paddings="valid", seed=3)
+    new = SimpleCNN(num_filters=(4, 8), kernel_sizes=3, paddings="valid", seed=3)
+    assert old.architecture == new.architecture and old.architecture["num_filters"] == [4, 8]
+    for old_filters, new_filters in zip(old.filters, new.filters, strict=True):
+        np.testing.assert_array_equal(old_filters, new_filters)
 
 
 def test_setting_filters_checks_their_shape():
@@ -260,7 +282,7 @@ def test_features_equals_forward_and_keeps_nothing():
 
 def test_gradients_match_finite_differences_for_the_input_and_every_stage_output():
     cnn = SimpleCNN(
-        filters=(3, 4),
+        num_filters=(3, 4),
         kernel_sizes=(3, 5),
         paddings=("same", 1),
         input_shape=(1, 13, 11),

@@ -177,7 +177,7 @@ def test_feature_maps_draw_every_channel_of_each_layer(tmp_path):
 
 
 def test_feature_maps_of_a_deeper_wider_network_show_16_maps_per_layer():
-    cnn = SimpleCNN(filters=(8, 32, 64), kernel_sizes=3, paddings="same", seed=0)
+    cnn = SimpleCNN(num_filters=(8, 32, 64), kernel_sizes=3, paddings="same", seed=0)
     digit = mnist_like_images(1)[0]
     maps = cnn.feature_maps(digit[None, None] / 255.0)
     fig = plot_results.feature_maps_figure(digit, maps)
@@ -513,7 +513,9 @@ def test_without_history_file_curves_come_from_the_model_file(tmp_path, small_mn
 
 def test_keras_example_network_gets_one_filters_picture_per_stage(tmp_path, small_mnist):
     data_dir, small_mnist_spec, _ = small_mnist
-    cnn = SimpleCNN(filters=(32, 64), kernel_sizes=3, paddings=0, seed=0)  # Keras' MNIST example
+    cnn = SimpleCNN(
+        num_filters=(32, 64), kernel_sizes=3, paddings=0, seed=0
+    )  # Keras' MNIST example
     model_path = tmp_path / "model.npz"
     save_fresh_model(model_path, cnn=cnn, hidden=())
     paths = plot_results.make_all_plots(
@@ -557,7 +559,7 @@ def test_three_stage_network_is_plotted_without_tensorflow(tmp_path, small_mnist
     three-stage network gets three filters pictures."""
     data_dir, small_mnist_spec, _ = small_mnist
     model_path, spec_path = tmp_path / "model.npz", tmp_path / "spec.pickle"
-    cnn = SimpleCNN(filters=(8, 16, 32), kernel_sizes=3, paddings="same", seed=0)
+    cnn = SimpleCNN(num_filters=(8, 16, 32), kernel_sizes=3, paddings="same", seed=0)
     save_fresh_model(model_path, history=history_records(2), cnn=cnn, hidden=(64,))
     spec_path.write_bytes(pickle.dumps(small_mnist_spec))
     script = """

@@ -50,6 +50,7 @@ ADAM_SETTINGS = ("learning_rate", "beta_1", "beta_2", "epsilon")
 MAX_TEXT_CHARACTERS = 10_000_000  # a JSON member; a history of thousands of epochs is far less
 MAX_CLASSES = 1000
 # The architecture of files written before it was stored: LeNet-5 and Dense(128) -> Dense(10).
+# Its names are the file's: SimpleCNN's ``num_filters`` is stored as "filters" (see ON_DISK).
 OLD_ARCHITECTURE = {
     "filters": [6, 16],
     "kernel_sizes": [5, 5],
@@ -60,6 +61,8 @@ OLD_ARCHITECTURE = {
     "num_classes": 10,
 }
 
+
+ON_DISK = {"num_filters": "filters"}  # architecture names the file stores under other names
 
 TRAIN_COMMAND = "python simple_cnn_from_scratch.py"
 
@@ -111,7 +114,9 @@ def save_model(path: str | os.PathLike, model: SavedModel) -> Path:
     """
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
-        "architecture": _json_array(model.architecture),
+        "architecture": _json_array(
+            {ON_DISK.get(name, name): value for name, value in model.architecture.items()}
+        ),
         "epoch": np.array(model.epoch, np.int64),
         "step": np.array(model.step, np.int64),
         "partial_epoch": _json_array(model.partial_epoch),
@@ -290,8 +295,10 @@ def _read_model(members: _Members) -> SavedModel:
         architecture = dict(OLD_ARCHITECTURE)
     else:
         architecture = _check_architecture(members.json("architecture", dict), members)
+    in_memory = {stored: name for name, stored in ON_DISK.items()}
+    architecture = {in_memory.get(name, name): value for name, value in architecture.items()}
     stages = plan_stages(
-        architecture["filters"],
+        architecture["num_filters"],
         architecture["kernel_sizes"],
         architecture["paddings"],
         architecture["input_shape"],
@@ -347,7 +354,7 @@ def _read_model(members: _Members) -> SavedModel:
 
 # The run settings (settings.TrainConfig) that say what the architecture stores.
 NETWORK_SETTINGS = {
-    "filters": "filters",
+    "filters": "num_filters",
     "kernel_size": "kernel_sizes",
     "padding": "paddings",
     "hidden": "hidden",
