@@ -42,6 +42,7 @@ import numpy as np
 
 from plumbing.atomic_write import FileWriteError, write_atomically
 from plumbing.command_line import ArgumentParser
+from plumbing.npy_header import NpyHeaderError, read_npy_header
 
 PROJECT_DIR = Path(__file__).resolve().parent
 ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -64,9 +65,6 @@ FASHION_LABELS = (
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: (N,)
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
 _DOWNLOAD_CHUNK_BYTES = 1 << 16
-# A .npy file's magic string (8 bytes), header length (2 or 4) and header (NumPy refuses more
-# than 10,000 bytes, but only after reading them all).
-_NPY_MAX_HEADER_BYTES = 8 + 4 + 10_000
 # .npy files whose content matched its digest, as (st_dev, st_ino, st_size, st_mtime_ns,
 # st_ctime_ns, digest): any change to a file gives it a new key, so it is hashed again.
 _VERIFIED_FILES: set[tuple[int | str, ...]] = set()
@@ -429,13 +427,17 @@ def _check_npy_header(
         raise DatasetError(f"{path} is empty: {fix}")
     expected_shape = _npy_shape(spec)
     data_bytes = math.prod(expected_shape)
-    shape, fortran_order, dtype = _read_npy_header(file, path, fix)
-    if dtype != np.uint8 or shape != expected_shape:
+    try:
+        header = read_npy_header(file)
+    except NpyHeaderError as exc:
+        raise DatasetError(f"{path} {exc}: {fix}") from None
+    if header.dtype != np.uint8 or header.shape != expected_shape:
         kind = "images" if len(expected_shape) == 3 else "labels"
         raise DatasetError(
-            f"{path} holds {dtype} {shape}, expected uint8 {kind} of shape {expected_shape}: {fix}"
+            f"{path} holds {header.dtype} {header.shape}, expected uint8 {kind} of shape "
+            f"{expected_shape}: {fix}"
         )
-    if fortran_order:
+    if header.fortran_order:
         raise DatasetError(f"{path} is in Fortran order, expected C order: {fix}")
     found_bytes = file_bytes - file.tell()
     if found_bytes < data_bytes:
@@ -449,41 +451,6 @@ def _check_npy_header(
             f"{path} has {extra} byte{'s' if extra > 1 else ''} more than its header promises: "
             f"{fix}"
         )
-
-
-def _read_npy_header(file: BinaryIO, path: Path, fix: str) -> tuple[tuple, bool, np.dtype]:
-    """Read a .npy file's magic string and header; ``file`` is left at the first data byte.
-
-    Returns
-    -------
-    shape : tuple of int
-    fortran_order : bool
-    dtype : numpy dtype
-    """
-    # NumPy reads the length a header claims before it checks it, so it gets only this much.
-    start = io.BytesIO(file.read(_NPY_MAX_HEADER_BYTES))
-    try:
-        version = np.lib.format.read_magic(start)
-    except ValueError:
-        if start.getvalue().startswith(b"PK\x03\x04"):  # what np.savez writes
-            found = "is a zip archive (an .npz?), not a .npy file"
-        else:
-            found = "is not a .npy file (it does not start with b'\\x93NUMPY')"
-        raise DatasetError(f"{path} {found}: {fix}") from None
-    if version == (1, 0):
-        read_header = np.lib.format.read_array_header_1_0
-    elif version == (2, 0):
-        read_header = np.lib.format.read_array_header_2_0
-    else:  # 3.0 only exists for structured dtypes with non-ASCII field names
-        raise DatasetError(
-            f"{path} uses .npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0: {fix}"
-        )
-    try:
-        header = read_header(start)
-    except (ValueError, TypeError, SyntaxError) as exc:
-        raise DatasetError(f"{path} has a damaged .npy header ({_reason(exc)}): {fix}") from None
-    file.seek(start.tell())
-    return header
 
 
 def _verify_content(

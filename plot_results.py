@@ -44,6 +44,7 @@ import download_mnist
 import inference
 from plumbing.atomic_write import write_atomically
 from plumbing.command_line import ArgumentParser
+from training import history as history_file
 
 MAX_MISCLASSIFIED = 36
 # Beyond these, a figure becomes a wall of dots: the first ones are drawn, and the figure says so.
@@ -122,46 +123,14 @@ def load_history(path: str | os.PathLike) -> dict:
 def check_history(history: object, source: str = "history") -> None:
     """Raise PlotError unless ``history`` has a non-empty ``epochs`` list of records, each with
     an epoch number (1, 2, ...), a loss (finite, >= 0) and an accuracy (0 to 1); ``val_*`` and
-    ``test_*`` values, where they are numbers, must be such numbers too."""
+    ``test_*`` values must be such numbers too, or None (training/history.py checks them)."""
     expected = "expected the JSON written by 'simple_cnn_from_scratch.py --history FILE'"
-    if not isinstance(history, Mapping) or not isinstance(history.get("epochs"), list):
-        raise PlotError(f"{source} has no 'epochs' list; {expected}")
+    try:
+        history_file.check_history(history, required=("loss", "accuracy"))
+    except history_file.HistoryError as error:
+        raise PlotError(f"{source}: {error}; {expected}") from None
     if not history["epochs"]:
         raise PlotError(f"{source} has no epochs (an empty 'epochs' list); {expected}")
-    for position, record in enumerate(history["epochs"], start=1):
-        if not isinstance(record, Mapping):
-            raise PlotError(f"{source}: epoch record {position} is not an object; {expected}")
-        for key in ("epoch", "loss", "accuracy"):
-            if not _is_number(record.get(key)):
-                raise PlotError(
-                    f"{source}: epoch record {position} lacks a numeric '{key}'; {expected}"
-                )
-        _check_values(record, f"{source}: epoch record {position}", expected)
-    _check_values(history, source, expected)
-
-
-# What each number of a history may be: an axis from 0 and a whole epoch number are drawn,
-# so NaN, infinity or 1e308 would only end in one of matplotlib's errors.
-_VALID_VALUES = {
-    "epoch": (lambda value: value == int(value) and 1 <= value <= 1_000_000, "1, 2, 3, ..."),
-    "loss": (lambda value: value >= 0, "a number >= 0"),
-    "accuracy": (lambda value: 0 <= value <= 1, "a number from 0 to 1"),
-}
-
-
-def _check_values(record: Mapping, where: str, expected: str) -> None:
-    for key, value in record.items():
-        kind = key.removeprefix("val_").removeprefix("test_")
-        if kind not in _VALID_VALUES or value is None or not _is_number(value):
-            continue  # "seconds", a missing validation: not drawn, or skipped
-        is_valid, valid = _VALID_VALUES[kind]
-        if not (math.isfinite(value) and is_valid(value)):
-            raise PlotError(f"{where}: '{key}' is {value!r}, expected {valid}; {expected}")
-
-
-def _is_number(value: object) -> bool:
-    # bool is an int subclass, but True is no loss value.
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,11 +162,11 @@ def training_curves_figure(history: Mapping) -> Figure:
         axes.plot(epochs, [r[key] for r in records], "o-", color="tab:blue", label="training")
         # Validation may be missing (or null) in some epochs: draw the ones that have it.
         val_points = [(r["epoch"], r.get(f"val_{key}")) for r in records]
-        val_points = [(epoch, value) for epoch, value in val_points if _is_number(value)]
+        val_points = [(epoch, value) for epoch, value in val_points if value is not None]
         if val_points:
             axes.plot(*zip(*val_points, strict=True), "s--", color="tab:orange", label="validation")
         test_value = history.get(f"test_{key}")
-        if _is_number(test_value):
+        if test_value is not None:
             axes.axhline(test_value, color="tab:green", ls=":", label=f"test ({test_value:.4f})")
         axes.set_xlabel("epoch")
         axes.set_ylabel(key)

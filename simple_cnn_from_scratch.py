@@ -39,7 +39,6 @@ if __name__ == "__main__":
         signal.signal(_signal_number, lambda number, frame: sys.exit(128 + number))
 
 # ruff: noqa: E402  (the imports below come after that)
-import json
 import math
 import os
 import threading
@@ -68,10 +67,10 @@ from plumbing.atomic_write import (
     check_writable,
     check_writable_folder,
     same_file,
-    write_atomically,
 )
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
 from training import settings
+from training.history import is_history_file, write_history
 from training.model_file import ADAM_SETTINGS, ModelFileError, SavedModel, load_model, save_model
 from training.settings import ConfigError, TrainConfig, parse_args  # noqa: F401  (part of the API)
 
@@ -582,7 +581,7 @@ def check_outputs(config: TrainConfig) -> None:
         _refuse_to_overwrite_a_stranger(config.save_path, "model file", _is_model_file)
     if "--history" in outputs:
         check_writable(config.history_path, "history file")
-        _refuse_to_overwrite_a_stranger(config.history_path, "history file", _is_history_file)
+        _refuse_to_overwrite_a_stranger(config.history_path, "history file", is_history_file)
     if "--tensorboard" in outputs:
         if os.path.exists(config.tensorboard_dir) and not os.path.isdir(config.tensorboard_dir):
             raise FileWriteError(
@@ -606,15 +605,6 @@ def _is_model_file(path: str) -> bool:
     except ModelFileError:
         return False
     return True
-
-
-def _is_history_file(path: str) -> bool:
-    try:
-        with open(path, encoding="utf-8") as file:
-            history = json.load(file)
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
-        return False
-    return isinstance(history, dict) and isinstance(history.get("epochs"), list)
 
 
 def check_position(model: Model, data: Dataset) -> None:
@@ -657,20 +647,6 @@ def save(model: Model) -> None:
             f"{_smaller_learning_rate(model.config)}"
         )
     save_model(model.config.save_path, saved)
-
-
-def write_history(
-    path: str | None,
-    records: list[dict[str, Any]],
-    test_loss: float | None = None,
-    test_accuracy: float | None = None,
-) -> None:
-    """Write the history JSON atomically (nothing when ``path`` is None)."""
-    if path is None:
-        return
-    history = {"epochs": records, "test_loss": test_loss, "test_accuracy": test_accuracy}
-    text = json.dumps(history, indent=2) + "\n"
-    write_atomically(path, lambda file: file.write(text.encode()))
 
 
 def open_tensorboard(config: TrainConfig):

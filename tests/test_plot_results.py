@@ -28,8 +28,8 @@ from adam import Adam
 from download_mnist import load_dataset
 from plot_results import PlotError
 from simple_cnn import SimpleCNN
-from simple_cnn_from_scratch import write_history
 from training import model_file
+from training.history import write_history
 from training.model_file import SavedModel
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -41,8 +41,10 @@ import numpy as np
 
 from plumbing.atomic_write import write_atomically
 from plumbing.checks import is_finite_number, is_int
+from plumbing.npy_header import MAX_HEADER_BYTES, NpyHeaderError, read_npy_header
 from simple_cnn import plan_stages
 from training import settings
+from training.history import HistoryError, check_records
 
 FORMAT = "simple-cnn-v2"
 OLD_FORMAT = "simple-cnn-lenet5-v1"  # LeNet-5 only, no "architecture" member
@@ -214,33 +216,33 @@ class _Members:
             raise self.error(f"damaged model file: {name} is missing")
         if shape is not None:
             max_bytes = 8 * math.prod(shape)  # float64 at most
-        if info.file_size > _NPY_HEADER_BYTES + max_bytes:  # claimed by the zip's directory
+        if info.file_size > MAX_HEADER_BYTES + max_bytes:  # claimed by the zip's directory
             raise self.error(
                 f"damaged model file: {name} claims {info.file_size:,} bytes, more than it can hold"
             )
         with self.archive.open(info) as stream:
             try:
-                header_shape, fortran_order, dtype = _read_npy_header(stream)
-            except (ValueError, TypeError, SyntaxError) as error:
-                raise self.error(f"damaged model file: {name} has a bad header ({error})") from None
-            data_bytes = dtype.itemsize * math.prod(header_shape)
+                header = read_npy_header(stream)
+            except NpyHeaderError as error:
+                raise self.error(f"damaged model file: {name} {error}") from None
+            dtype = header.dtype
             if dtype.kind not in kinds or dtype.hasobject:
                 raise self.error(
-                    f"{name} is {dtype}{tuple(header_shape)}, expected {_kinds_name(kinds)}: "
+                    f"{name} is {dtype}{header.shape}, expected {_kinds_name(kinds)}: "
                     "this file was saved from another architecture or is damaged"
                 )
-            if shape is not None and tuple(header_shape) != tuple(shape):
+            if shape is not None and header.shape != tuple(shape):
                 raise self.error(
-                    f"{name} is {dtype}{tuple(header_shape)}, expected {_kinds_name(kinds)}"
+                    f"{name} is {dtype}{header.shape}, expected {_kinds_name(kinds)}"
                     f"{tuple(shape)}: this file was saved from another architecture"
                 )
-            if data_bytes > max_bytes:
+            if header.data_bytes > max_bytes:
                 raise self.error(f"damaged model file: {name} claims more numbers than it can hold")
-            data = stream.read(data_bytes)
-        if len(data) != data_bytes:
+            data = stream.read(header.data_bytes)
+        if len(data) != header.data_bytes:
             raise self.error(f"damaged model file: {name} is cut short")
-        order = "F" if fortran_order else "C"
-        array = np.frombuffer(data, dtype).reshape(header_shape, order=order).copy()
+        order = "F" if header.fortran_order else "C"
+        array = np.frombuffer(data, dtype).reshape(header.shape, order=order).copy()
         if dtype.kind == "f" and not np.isfinite(array).all():
             raise self.error(f"damaged model file: {name} holds NaN or infinite values")
         return array
@@ -262,19 +264,6 @@ class _Members:
         if value < 0:
             raise self.error(f"damaged model file: bad training record ({name} is {value})")
         return value
-
-
-_NPY_HEADER_BYTES = 65_536 + 16  # numpy refuses headers longer than 64 KiB anyway
-
-
-def _read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """(shape, Fortran order, dtype) from the start of a .npy stream, reading nothing more."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(stream)
-    raise ValueError(f"unsupported .npy version {version}")
 
 
 def _kinds_name(kinds: str) -> str:
@@ -531,20 +520,16 @@ def _check_position(step: int, partial_epoch: dict, batch_size: int, members: _M
         )
 
 
-def _check_history(history: list, epoch: int, members: _Members) -> list:
-    """One record per finished epoch, the epochs 1, 2, ... ``epoch`` in order, each an object
-    whose values are numbers: a resumed run extends it, and the curves are drawn from it."""
-    for number, record in enumerate(history, start=1):
-        if not (
-            isinstance(record, dict)
-            and record.get("epoch") == number
-            and is_int(record["epoch"])
-            and all(value is None or is_finite_number(value) for value in record.values())
-        ):
-            raise members.error("damaged model file: bad training record (history)")
-    if len(history) != epoch:
+def _check_history(records: list, epoch: int, members: _Members) -> list:
+    """One record per finished epoch (training/history.py says what a record may hold): a
+    resumed run extends them, and the curves are drawn from them."""
+    try:
+        check_records(records)
+    except HistoryError as error:
+        raise members.error(f"damaged model file: bad training record (history: {error})") from None
+    if len(records) != epoch:
         raise members.error(
-            f"damaged model file: bad training record (history: {len(history)} epochs for "
+            f"damaged model file: bad training record (history: {len(records)} epochs for "
             f"{epoch} done)"
         )
-    return history
+    return records
