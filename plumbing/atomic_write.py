@@ -9,14 +9,17 @@ One helper for the whole project (model files, history JSON, PNG plots, datasets
 * :func:`check_writable` finds out before any long work whether a path can be written, and
   :func:`check_writable_folder` whether files can be created in a folder.
 
-Temporary files are named ``.NAME.PID.RANDOM.tmp`` (NAME cut short if the whole would be too
-long for the file system); one left by a process that was killed mid-write is removed by the
-next write of the same file.
+Temporary files are named ``.NAME.PID.RANDOM.simple-cnn.tmp`` (NAME cut short if the whole
+would be too long for the file system); one left by a process that was killed mid-write is
+removed by the next write of the same file. Only a file that this module could have made is
+removed: that exact form of name, a process that is gone, a regular file of this user's.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -26,6 +29,10 @@ from typing import BinaryIO
 
 class FileWriteError(OSError):
     """A path that cannot or must not be written; the message is one line with the reason."""
+
+
+TEMPORARY_SUFFIX = ".simple-cnn.tmp"  # what marks a temporary file as this module's
+RANDOM_PART = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
@@ -46,15 +53,17 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     Raises
     ------
     FileWriteError
-        ``path`` is empty, is a folder or another non-regular file, or its folder cannot be
-        written. Other errors of ``write`` pass through; the old file is left as it was.
+        ``path`` is empty, is a folder or another non-regular file, its folder cannot be
+        written, or the disk is full or read-only: one line naming the file and saying that
+        the old file was kept. Other errors of ``write`` pass through; the old file is left as
+        it was.
     """
     target = _regular_file_target(path)
     _remove_stale_temporaries(target)
     try:
         handle, temporary = _make_temporary(target)
     except OSError as error:
-        raise FileWriteError(f"cannot write {path}: {_reason(error)}") from None
+        raise FileWriteError(_disk_error_message(path, target, error)) from None
     try:
         with os.fdopen(handle, "wb") as file:
             os.chmod(temporary, _mode_for(target))  # mkstemp's 0600 would hide the file
@@ -62,11 +71,22 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
             file.flush()
             os.fsync(file.fileno())  # the bytes reach the disk before the name points at them
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
+            raise FileWriteError(_disk_error_message(path, target, error)) from None
         raise
     _sync_folder(target.parent)
     return target
+
+
+# What a full, read-only or failing disk raises, where the user can only make room or move.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
+def _disk_error_message(path: str | os.PathLike, target: Path, error: OSError) -> str:
+    kept = "the old file was kept" if target.exists() else "nothing was written"
+    return f"cannot write {path}: {_reason(error)}; {kept}"
 
 
 def check_writable(path: str | os.PathLike, what: str = "file") -> None:
@@ -162,7 +182,9 @@ def _mode_for(target: Path) -> int:
 def _make_temporary(target: Path) -> tuple[int, str]:
     """Create ``target``'s temporary file beside it: (open descriptor, path)."""
     return tempfile.mkstemp(
-        dir=target.parent, prefix=f".{_temporary_stem(target)}.{os.getpid()}.", suffix=".tmp"
+        dir=target.parent,
+        prefix=f".{_temporary_stem(target)}.{os.getpid()}.",
+        suffix=TEMPORARY_SUFFIX,
     )
 
 
@@ -174,17 +196,31 @@ def _temporary_stem(target: Path) -> str:
         name_max = os.pathconf(target.parent, "PC_NAME_MAX")
     except (OSError, ValueError):
         name_max = 255
-    # "." + NAME + "." + a process id (10 digits at most) + "." + 8 random characters + ".tmp"
-    extra_bytes = 1 + 1 + 10 + 1 + 8 + 4
+    # "." + NAME + "." + a process id (10 digits at most) + "." + 8 random characters + suffix
+    extra_bytes = 1 + 1 + 10 + 1 + 8 + len(TEMPORARY_SUFFIX)
     return os.fsdecode(os.fsencode(target.name)[: max(name_max - extra_bytes, 1)])
 
 
 def _remove_stale_temporaries(target: Path) -> None:
-    """Remove temporary files of ``target`` left by writers that were killed mid-write."""
+    """Remove temporary files of ``target`` left by writers that were killed mid-write.
+
+    Only files this module could have made: named exactly as :func:`_make_temporary` names
+    them, by a process that no longer runs, regular files owned by this user. Anything else
+    that merely looks alike (a user's ``.model.npz.99999.mybackup.tmp``) is the user's.
+    """
     stem = _temporary_stem(target)
-    for leftover in target.parent.glob(f".{_glob_escape(stem)}.*.tmp"):
-        pid_text = leftover.name[len(stem) + 2 :].split(".", 1)[0]
-        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+    ours = re.compile(
+        rf"\.{re.escape(stem)}\.(\d{{1,10}})\.{RANDOM_PART}{re.escape(TEMPORARY_SUFFIX)}"
+    )
+    for leftover in target.parent.glob(f".{_glob_escape(stem)}.*{TEMPORARY_SUFFIX}"):
+        match = ours.fullmatch(leftover.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            info = leftover.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
             leftover.unlink(missing_ok=True)
 
 

@@ -1,5 +1,6 @@
 """atomic_write: a file is replaced whole or not at all, and nothing else the user has is lost."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -136,10 +137,61 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
 
 def test_a_temporary_of_a_live_writer_is_kept(tmp_path):
     path = tmp_path / "model.npz"
-    live = tmp_path / f".model.npz.{os.getppid()}.abc123.tmp"  # our parent is alive
+    live = tmp_path / f".model.npz.{os.getppid()}.abc123_z.simple-cnn.tmp"  # our parent lives
     live.write_bytes(b"in progress")
     write_atomically(path, write_bytes(b"new"))
     assert live.exists()
+
+
+def a_finished_process_id() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    return finished.pid
+
+
+def test_only_temporaries_this_module_could_have_made_are_removed(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    pid = a_finished_process_id()
+    ours = tmp_path / f".model.npz.{pid}.k3x_9abq.simple-cnn.tmp"  # left by a killed writer
+    ours.write_bytes(b"half")
+    users = [
+        f".model.npz.{pid}.mybackup.tmp",  # the user's own backup, named alike
+        f".model.npz.{pid}.my-backup.simple-cnn.tmp",  # not what mkstemp makes
+        f".model.npz.{pid}.mybackup.simple-cnn.tmp.old",
+        f".model.npz.x{pid}.mybackup.simple-cnn.tmp",
+    ]
+    for name in users:
+        (tmp_path / name).write_bytes(b"keep me")
+    folder = tmp_path / f".model.npz.{pid}.folder00.simple-cnn.tmp"  # not a regular file
+    folder.mkdir()
+    write_atomically(path, write_bytes(b"new"))
+    assert path.read_bytes() == b"new" and not ours.exists() and folder.is_dir()
+    assert all((tmp_path / name).read_bytes() == b"keep me" for name in users)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")],
+)
+def test_a_full_or_read_only_disk_names_the_file_and_says_the_old_one_was_kept(
+    tmp_path, code, reason
+):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+
+    def full_disk(file):
+        file.write(b"half")
+        raise OSError(code, os.strerror(code))  # what file.write raises when the disk is full
+
+    with pytest.raises(FileWriteError) as refused:
+        write_atomically(path, full_disk)
+    assert str(refused.value) == f"cannot write {path}: {reason}; the old file was kept"
+    assert path.read_bytes() == b"old" and temporaries(tmp_path) == []
+    new = tmp_path / "new.npz"
+    with pytest.raises(FileWriteError, match=f"cannot write {new}: .*; nothing was written"):
+        write_atomically(new, full_disk)
+    assert not new.exists()
 
 
 def test_same_file_sees_through_links_and_relative_paths(tmp_path, monkeypatch):
