@@ -337,10 +337,10 @@ def test_a_temporary_left_by_a_killed_build_is_removed_by_the_next(
     tmp_path: Path, tiny: TinyDataset
 ) -> None:
     # A build killed while it wrote a 47 MB .npy file leaves its temporary behind; the next
-    # build of that file removes it (atomic_write names it .NAME.PID.RANDOM.tmp).
+    # build of that file removes it (atomic_write names it .NAME.PID.RANDOM.simple-cnn.tmp).
     tiny.write_archives(tmp_path)
     dead_pid = 2**22 + 1  # above Linux's largest process id: no such process
-    leftover = tmp_path / f".train_images.npy.{dead_pid}.k1ll3d0x.tmp"
+    leftover = tmp_path / f".train_images.npy.{dead_pid}.k1ll3d0x.simple-cnn.tmp"
     leftover.write_bytes(b"\x93NUMPY half a file")
     prepare_dataset(tmp_path, tiny.spec, log=lambda line: None)
     assert_npy_equal(tmp_path, tiny.arrays)
