@@ -35,9 +35,10 @@ from networks import (  # noqa: E402
 )
 from timing import seconds  # noqa: E402
 
+import fused_layers  # noqa: E402
 import layers  # noqa: E402
 from plumbing.command_line import ArgumentParser  # noqa: E402
-from simple_cnn import STAGE_LAYERS, SimpleCNN, Stage  # noqa: E402
+from simple_cnn import SimpleCNN, Stage  # noqa: E402
 
 
 def simple_cnn_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callable[[], object]:
@@ -89,8 +90,8 @@ def tensorflow_step(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> Callabl
 def layer_steps(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> dict[str, Callable]:
     """Each layer of the fast network, forward and backward, on the network's own shapes.
 
-    Calls the functions in layers.py that SimpleCNN.forward/backward chain, with the same caches
-    and gradients, so the parts add up to the network (minus input checks, threads and
+    Calls the functions in fused_layers.py that SimpleCNN.forward/backward chain, with the same
+    caches and gradients, so the parts add up to the network (minus input checks, threads and
     bookkeeping). Names that start with "  of which" time one piece of the layer above them and
     are not in the sum.
     """
@@ -112,8 +113,17 @@ def layer_steps(cnn: SimpleCNN, x: np.ndarray, d_out: np.ndarray) -> dict[str, C
 
 
 def stage_layers(stage: Stage) -> tuple[Callable, Callable]:
-    """The fast (forward, backward) pair SimpleCNN runs for this stage: fused for odd K."""
-    return STAGE_LAYERS["fast"]["odd" if stage.kernel_size % 2 else "even"]
+    """The fast (forward, backward) pair SimpleCNN.forward/backward run for this stage: fused
+    for odd K, the two fast layers in a row for even K."""
+    if stage.kernel_size % 2 == 1:
+        return (
+            fused_layers.conv2d_maxpool2d_forward_fast,
+            fused_layers.conv2d_maxpool2d_backward_fast,
+        )
+    return (
+        fused_layers.conv2d_maxpool2d_forward_unfused,
+        fused_layers.conv2d_maxpool2d_backward_unfused,
+    )
 
 
 def used_input(stage: Stage, x: np.ndarray) -> np.ndarray:
@@ -145,10 +155,11 @@ def stage_forward_steps(
     }
     if k % 2:
         used = used_input(stage, x)
-        if layers.choose_columns(stage.out_channels) == "patches":
-            what, copy = f"{k + 1}x{k + 1} pooling patches", layers.pooling_patches
+        if fused_layers.choose_layout(stage.out_channels) == "patches":
+            what, copy = f"{k + 1}x{k + 1} pooling patches", fused_layers.pooling_patches
         else:
-            what, copy = f"{k}x{k} windows (grouped by pooling position)", layers.pooling_windows
+            what = f"{k}x{k} windows (grouped by pooling position)"
+            copy = fused_layers.pooling_windows
         steps[f"  of which: copying conv{number}'s {what}"] = lambda: copy(used, k)
     steps[f"relu{number} forward"] = lambda: cnn.relu(pooled)
     return steps
@@ -180,17 +191,17 @@ def stage_backward_steps(
     }
     if stage.kernel_size % 2 and need_d_x:
         filters = cnn.filters[number - 1]
-        if layers.choose_columns(stage.out_channels) == "patches":
-            weights = layers.shifted_filters(filters)  # (4F, C (K + 1)^2)
-            to_image = layers.patches_to_image
+        if fused_layers.choose_layout(stage.out_channels) == "patches":
+            weights = fused_layers.shifted_filters(filters)  # (4F, C (K + 1)^2)
+            to_image = fused_layers.patches_to_image
         else:
             weights = filters.reshape(len(filters), -1)  # (F, C K^2)
-            to_image = layers.windows_to_image
+            to_image = fused_layers.windows_to_image
         d_conv = np.ones((len(weights), relu_out.size * 4 // len(weights)), relu_out.dtype)
-        d_columns = weights.T @ d_conv  # the shape of the layer's column gradient
+        d_x_cols = weights.T @ d_conv  # the shape of the layer's column gradient
         shape = used_input(stage, x).shape
         steps[f"  of which: conv{number}'s {to_image.__name__}"] = lambda: to_image(
-            d_columns, shape, stage.kernel_size
+            d_x_cols, shape, stage.kernel_size
         )
     d_x, _ = conv_pool_backward(d_pooled, cache, need_d_x=need_d_x)
     return steps, d_x

@@ -14,18 +14,20 @@ B16 = kron(B^T, B^T) (16x16). Summed over input channels, the 16 elementwise pro
 matrix products, (F, C) @ (C, tiles). A 2x2 output tile is exactly a 2x2 pooling window, so
 max-pooling is an elementwise maximum over the tile's four outputs, as in the fused layer.
 
-The script checks the layer against layers.conv2d_maxpool2d_*_fast (same numbers within float32
-rounding), then times both on the keras-example network's second stage (32 -> 64 channels,
+The script checks the layer against fused_layers.conv2d_maxpool2d_*_fast (same numbers within
+float32 rounding), then times both on the keras-example network's second stage (32 -> 64 channels,
 13x13 input, the shape where the multiply-adds are): whole parts of the batch and in blocks of
 images, alone and with two threads running at once (as SimpleCNN's two threads do); and last in
-the network itself, SimpleCNN's forward + backward with that stage swapped.
+the network itself, SimpleCNN's forward + backward with that stage swapped (see
+winograd_in_the_network).
 
     python benchmarks/bench_winograd.py [--images 64] [--repeats 40]
 """
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,7 @@ from timing import (  # noqa: E402
     seconds,
 )
 
-import layers  # noqa: E402
+import fused_layers  # noqa: E402
 from plumbing import process_tuning  # noqa: E402
 from plumbing.command_line import ArgumentParser  # noqa: E402
 from simple_cnn import SimpleCNN  # noqa: E402
@@ -93,7 +95,7 @@ def winograd_conv3x3_maxpool2d_forward(x: np.ndarray, filters: np.ndarray):
     conv = (A16 @ products.reshape(16, -1)).reshape(4, n_filters, -1)  # (4, F, tiles)
     pooled = conv.max(axis=0)
     is_max = conv == pooled
-    layers.keep_first_maximum(list(is_max))  # each window's gradient to its first maximum
+    fused_layers.keep_first_maximum(list(is_max))  # each window's gradient to its first maximum
     return pooled, (inputs, weights, is_max, x_chwn.shape, rows, cols)
 
 
@@ -112,13 +114,15 @@ def winograd_conv3x3_maxpool2d_backward(d_pooled: np.ndarray, cache):
     return d_x, d_filters
 
 
-def check_against_layers(x: np.ndarray, filters: np.ndarray, rng: np.random.Generator) -> float:
+def check_against_the_fused_layer(
+    x: np.ndarray, filters: np.ndarray, rng: np.random.Generator
+) -> float:
     """The largest difference from the fused fast layer (forward, d_x, d_filters), relative to
     each result's largest value."""
-    expected, cache = layers.conv2d_maxpool2d_forward_fast(x, filters)
+    expected, cache = fused_layers.conv2d_maxpool2d_forward_fast(x, filters)
     pooled, winograd_cache = winograd_conv3x3_maxpool2d_forward(x, filters)
     d_out = rng.standard_normal(expected.shape).astype(np.float32)
-    expected_d_x, expected_d_filters = layers.conv2d_maxpool2d_backward_fast(d_out, cache)
+    expected_d_x, expected_d_filters = fused_layers.conv2d_maxpool2d_backward_fast(d_out, cache)
     d_pooled = np.ascontiguousarray(d_out.transpose(1, 2, 3, 0)).reshape(len(filters), -1)
     d_x, d_filters = winograd_conv3x3_maxpool2d_backward(d_pooled, winograd_cache)
     pairs = [
@@ -164,21 +168,47 @@ def training_step(forward, backward, x: np.ndarray, filters: np.ndarray, block: 
     return step
 
 
-def as_network_layer():
-    """The Winograd layer with the network's (forward, backward) signatures, for SimpleCNN's
-    stage table: (N, F, H, W) batch-last maps in and out, like the fused layer's."""
+class WinogradCache(tuple):
+    """The Winograd layer's cache, told apart from the fused layer's by the swapped backward."""
 
-    def forward(x, filters, padding=0, need_cache=True):
+
+@contextmanager
+def winograd_in_the_network(filters_shape: tuple) -> Iterator[list[str]]:
+    """Within the block, SimpleCNN's stages with filters of ``filters_shape`` (F, C, 3, 3) and no
+    padding run the Winograd layer instead of the fused one.
+
+    SimpleCNN calls fused_layers.conv2d_maxpool2d_forward_fast and _backward_fast by name, so
+    those two are swapped, for the block, for functions that take that shape to Winograd's (with
+    the network's signatures: (N, F, H, W) batch-last maps in and out) and pass every other to
+    the originals. Yields the list of the calls Winograd's layer answered, to show it ran.
+    """
+    shipped_forward = fused_layers.conv2d_maxpool2d_forward_fast
+    shipped_backward = fused_layers.conv2d_maxpool2d_backward_fast
+    calls = []
+
+    def forward(x, filters, padding=0, keep_cache=True, layout=None):
+        if filters.shape != filters_shape or padding:
+            return shipped_forward(x, filters, padding, keep_cache, layout)
+        calls.append("forward")
         pooled, cache = winograd_conv3x3_maxpool2d_forward(x, filters)
         rows, cols = cache[4], cache[5]
         out = pooled.reshape(len(filters), rows, cols, -1).transpose(3, 0, 1, 2)
-        return out, (cache if need_cache else None)
+        return out, (WinogradCache(cache) if keep_cache else None)
 
     def backward(d_out, cache, need_d_x=True):
+        if not isinstance(cache, WinogradCache):
+            return shipped_backward(d_out, cache, need_d_x)
+        calls.append("backward")
         d_pooled = d_out.transpose(1, 2, 3, 0).reshape(cache[1].shape[1], -1)
         return winograd_conv3x3_maxpool2d_backward(d_pooled, cache)
 
-    return forward, backward
+    fused_layers.conv2d_maxpool2d_forward_fast = forward
+    fused_layers.conv2d_maxpool2d_backward_fast = backward
+    try:
+        yield calls
+    finally:
+        fused_layers.conv2d_maxpool2d_forward_fast = shipped_forward
+        fused_layers.conv2d_maxpool2d_backward_fast = shipped_backward
 
 
 def time_in_the_network(batch_size: int, turns: int, repeats: int) -> dict[str, list[float]]:
@@ -187,24 +217,25 @@ def time_in_the_network(batch_size: int, turns: int, repeats: int) -> dict[str, 
     medians of ``repeats`` steps, ``turns`` times each, taking turns."""
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, 1, 28, 28), dtype=np.float32)
-    networks = {}
-    for name in ("fused layer (windows)", "Winograd F(2x2, 3x3)"):
-        cnn = SimpleCNN(num_filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
-        if name.startswith("Winograd"):
-            cnn._stage_layers[1] = as_network_layer()
-        networks[name] = cnn
+    cnn = SimpleCNN(num_filters=(32, 64), kernel_sizes=3, paddings="valid", seed=0)
     d_out = rng.standard_normal((batch_size, cnn.num_features)).astype(np.float32)
+    second_stage = cnn.stages[1].filters_shape
+    sides = {
+        "fused layer (windows)": nullcontext,
+        "Winograd F(2x2, 3x3)": lambda: winograd_in_the_network(second_stage),
+    }
 
-    def step(cnn: SimpleCNN) -> None:
+    def step() -> None:
         cnn.forward(x)
         cnn.backward(d_out, learning_rate=0)
 
-    times = {name: [] for name in networks}
+    times = {name: [] for name in sides}
     for turn in range(turns):
-        order = list(networks) if turn % 2 == 0 else list(reversed(networks))
+        order = list(sides) if turn % 2 == 0 else list(reversed(sides))
         for name in order:
-            step(networks[name])  # warm-up
-            times[name].append(median_ms(lambda cnn=networks[name]: step(cnn), repeats))
+            with sides[name]():
+                step()  # warm-up
+                times[name].append(median_ms(step, repeats))
     return times
 
 
@@ -224,13 +255,13 @@ def main() -> None:
     print(f"{machine['cpu']}, NumPy {machine['numpy']} ({machine['blas']})")
     print("BLAS limited to one thread while timing, as in the program's own threads")
     print(f"load average over the last minute: {format_load(machine['load_average_1min'])}")
-    difference = check_against_layers(x, filters, rng)
+    difference = check_against_the_fused_layer(x, filters, rng)
     print(f"largest relative difference from the fused fast layer: {difference:.1e}")
 
     sides = {
         "fused layer (windows)": (
-            layers.conv2d_maxpool2d_forward_fast,
-            layers.conv2d_maxpool2d_backward_fast,
+            fused_layers.conv2d_maxpool2d_forward_fast,
+            fused_layers.conv2d_maxpool2d_backward_fast,
         ),
         "Winograd F(2x2, 3x3)": (
             winograd_conv3x3_maxpool2d_forward,

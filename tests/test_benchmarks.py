@@ -55,7 +55,7 @@ def test_the_benchmarks_are_all_checked():
 @pytest.mark.parametrize(("channels", "n_filters", "size"), [(3, 5, 13), (4, 2, 10), (1, 3, 7)])
 def test_the_winograd_study_computes_what_the_fused_layer_does(channels, n_filters, size):
     """bench_winograd's F(2x2, 3x3) layer: the same pooled maps and gradients as
-    layers.conv2d_maxpool2d_*_fast, odd sizes (a row and column no window reads) included."""
+    fused_layers.conv2d_maxpool2d_*_fast, odd sizes (a row and column no window reads) included."""
     sys.path.insert(0, BENCHMARKS_DIR)
     try:
         import bench_winograd
@@ -64,19 +64,19 @@ def test_the_winograd_study_computes_what_the_fused_layer_does(channels, n_filte
     rng = np.random.default_rng(size)
     x = rng.random((channels, size, size, 6), dtype=np.float32).transpose(3, 0, 1, 2)
     filters = rng.standard_normal((n_filters, channels, 3, 3)).astype(np.float32)
-    assert bench_winograd.check_against_layers(x, filters, rng) < 1e-5
+    assert bench_winograd.check_against_the_fused_layer(x, filters, rng) < 1e-5
     # A wrong transform matrix is caught: the check is not blind.
     saved = bench_winograd.A16.copy()
     try:
         bench_winograd.A16[0, 0] = 0.5
-        assert bench_winograd.check_against_layers(x, filters, rng) > 1e-3
+        assert bench_winograd.check_against_the_fused_layer(x, filters, rng) > 1e-3
     finally:
         bench_winograd.A16[...] = saved
 
 
 def test_the_winograd_study_swaps_into_the_network_unchanged_in_its_numbers():
     """bench_winograd's network section times what it says: the same features and gradients
-    (float64) with the second stage's layer swapped for the study's."""
+    (float64) with the second stage's layer swapped for the study's, and only inside the block."""
     sys.path.insert(0, BENCHMARKS_DIR)
     try:
         import bench_winograd
@@ -85,11 +85,17 @@ def test_the_winograd_study_swaps_into_the_network_unchanged_in_its_numbers():
     from simple_cnn import SimpleCNN
 
     kwargs = dict(num_filters=(32, 8), kernel_sizes=3, paddings="valid", seed=1, dtype=np.float64)
-    shipped, swapped = SimpleCNN(**kwargs), SimpleCNN(**kwargs)
-    swapped._stage_layers[1] = bench_winograd.as_network_layer()
+    cnn = SimpleCNN(**kwargs)
     rng = np.random.default_rng(1)
     x = rng.random((3, 1, 28, 28))
-    d = rng.normal(size=(3, shipped.num_features))
-    np.testing.assert_allclose(swapped.forward(x), shipped.forward(x), rtol=1e-12)
-    for ours, reference in zip(swapped.backward(d, 0), shipped.backward(d, 0), strict=True):
+    d = rng.normal(size=(3, cnn.num_features))
+    shipped = cnn.forward(x), cnn.backward(d, 0)
+    with bench_winograd.winograd_in_the_network(cnn.stages[1].filters_shape) as calls:
+        swapped = cnn.forward(x), cnn.backward(d, 0)
+    assert calls == ["forward", "backward"]  # the second stage ran Winograd's layer, once each
+    np.testing.assert_allclose(swapped[0], shipped[0], rtol=1e-12)
+    for ours, reference in zip(swapped[1], shipped[1], strict=True):
         np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12)
+    # Outside the block, the network runs the shipped layer again.
+    np.testing.assert_array_equal(cnn.forward(x), shipped[0])
+    assert calls == ["forward", "backward"]

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tf_reference import tf_stages, tf_value_and_grads
 
-import layers
+import fused_layers
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN, plan_stages
 
 HYPOTHESIS = settings(max_examples=40, deadline=None)
@@ -202,7 +202,7 @@ def test_odd_sizes_drop_the_last_row_and_column_like_tensorflow():
     np.testing.assert_array_equal(features, np.zeros_like(features))
 
 
-def test_an_even_kernel_trains_through_the_unfused_fast_layers():
+def test_an_even_kernel_trains_through_the_unfused_fast_layers(monkeypatch):
     fast = SimpleCNN(
         num_filters=(3, 4), kernel_sizes=(4, 2), paddings=(1, 0), seed=2, dtype=np.float64
     )
@@ -214,11 +214,30 @@ def test_an_even_kernel_trains_through_the_unfused_fast_layers():
         impl="loops",
         dtype=np.float64,
     )
-    assert fast._stage_layers[0][0] is layers.conv2d_maxpool2d_forward_unfused
     x, d = random_batch(fast, 2, 0)
+    # Record the layers each stage really runs: the unfused ones, never the fused (odd K only).
+    calls = []
+
+    def recorded(name: str):
+        layer = getattr(fused_layers, name)
+
+        def record(*args, **kwargs):
+            calls.append(name)
+            return layer(*args, **kwargs)
+
+        return record
+
+    for kind in ("unfused", "fast"):
+        for direction in ("forward", "backward"):
+            name = f"conv2d_maxpool2d_{direction}_{kind}"
+            monkeypatch.setattr(fused_layers, name, recorded(name))
     np.testing.assert_allclose(fast.forward(x), loops.forward(x), rtol=1e-12)
     for ours, reference in zip(fast.backward(d, 0), loops.backward(d, 0), strict=True):
         assert rel_error(ours, reference) < 1e-12
+    assert (
+        calls
+        == ["conv2d_maxpool2d_forward_unfused"] * 2 + ["conv2d_maxpool2d_backward_unfused"] * 2
+    )
 
 
 def test_wide_stages_take_the_windows_layout_and_agree_with_the_loops_and_tensorflow():
@@ -226,8 +245,8 @@ def test_wide_stages_take_the_windows_layout_and_agree_with_the_loops_and_tensor
     kwargs = dict(num_filters=(32, 33), kernel_sizes=3, paddings=(0, 1), input_shape=(2, 11, 10))
     fast = SimpleCNN(**kwargs, seed=3, dtype=np.float64)
     loops = SimpleCNN(**kwargs, seed=3, impl="loops", dtype=np.float64)
-    assert [layers.choose_columns(s.out_channels) for s in fast.stages] == ["windows"] * 2
-    assert layers.choose_columns(31) == "patches"
+    assert [fused_layers.choose_layout(s.out_channels) for s in fast.stages] == ["windows"] * 2
+    assert fused_layers.choose_layout(31) == "patches"
     x, d = random_batch(fast, 2, 3)
     features = fast.forward(x)
     d_filters = fast.backward(d, 0)
