@@ -42,7 +42,7 @@ from matplotlib.ticker import MaxNLocator
 
 import download_mnist
 import inference
-from plumbing.atomic_write import write_atomically
+from plumbing.atomic_write import check_writable, check_writable_folder, write_atomically
 from plumbing.command_line import ArgumentParser
 from training import history as history_file
 
@@ -556,14 +556,61 @@ def misclassified_figure(
 # --------------------------------------------------------------------------------------------
 
 
+# Written into every PNG's text (its "Software" entry), so that a later run can tell the
+# pictures it may replace (its own) from a user's files of the same name (never replaced).
+SOFTWARE = "SimpleCNN plot_results.py"
+
+
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as a PNG file and return ``path``.
 
     The write is atomic (``atomic_write.write_atomically``): an interrupted run leaves the old
-    picture or the new one, never half of one.
+    picture or the new one, never half of one. The PNG says it was written here (SOFTWARE).
     """
-    write_atomically(path, lambda file: fig.savefig(file, format="png"))
+    metadata = {"Software": SOFTWARE}
+    write_atomically(path, lambda file: fig.savefig(file, format="png", metadata=metadata))
     return Path(path)
+
+
+def check_outputs(out_dir: Path, names: Sequence[str]) -> None:
+    """Refuse, before any drawing, an output folder that cannot be written, and any file of
+    these ``names`` in it that this program did not write (a user's own ``confusion_matrix.png``):
+    the rule the trainer follows for its model file.
+
+    Raises
+    ------
+    FileWriteError, PlotError
+        One line naming the folder or the file, and what to do.
+    """
+    check_writable_folder(out_dir, "plots")
+    for name in names:
+        path = out_dir / name
+        if not os.path.lexists(path):
+            continue
+        check_writable(path, "plot")
+        if not written_here(path):
+            raise PlotError(
+                f"{path} exists and is not a plot written by this program; refusing to "
+                "replace it: choose another --out, or move it away first"
+            )
+
+
+def written_here(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_figure` wrote (it says so in its text)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.text.get("Software") == SOFTWARE
+    except (OSError, ValueError, SyntaxError):  # not a picture, or a damaged one
+        return False
+
+
+def output_names(num_stages: int, with_curves: bool) -> list[str]:
+    """The files make_all_plots writes, in order, for a network of ``num_stages`` stages."""
+    names = ["training_curves.png"] if with_curves else []
+    names += [f"conv{number}_filters.png" for number in range(1, num_stages + 1)]
+    return names + ["feature_maps.png", "confusion_matrix.png", "misclassified.png"]
 
 
 def make_all_plots(
@@ -614,6 +661,8 @@ def make_all_plots(
     if out_dir.exists() and not out_dir.is_dir():
         raise PlotError(f"output directory {out_dir} is a file; pass a directory to --out")
     classifier = inference.load_classifier(model_path)
+    with_curves = history is not None or bool(classifier.history)
+    check_outputs(out_dir, output_names(len(classifier.cnn.stages), with_curves))
     spec = _dataset_spec(dataset, classifier.config.get("dataset", "mnist"))
     _, _, x_test, y_test = download_mnist.load_dataset(data_dir, spec)
     if not 0 <= sample_index < len(x_test):

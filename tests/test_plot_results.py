@@ -8,12 +8,14 @@ described by a download_mnist.DatasetSpec of their own content digests, to stay 
 """
 
 import dataclasses
+import errno
 import io
 import json
 import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -682,3 +684,53 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert result.returncode == 1
     assert one_line(result.stderr.strip()).startswith("error: missing.npz")
     assert "Traceback" not in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The user's files: a run replaces only the pictures it wrote itself
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_users_own_file_with_a_plots_name_is_never_replaced(tmp_path, small_mnist, capsys):
+    data_dir, spec, _ = small_mnist
+    model_path = tmp_path / "model.npz"
+    save_fresh_model(model_path, history=history_records(2))
+    out_dir = tmp_path / "plots"
+    out_dir.mkdir()
+    mine = out_dir / "confusion_matrix.png"  # a user's own picture, made with matplotlib too
+    figure = plot_results.confusion_matrix_figure(np.eye(10, dtype=np.int64))
+    figure.savefig(mine, format="png")
+    before = mine.read_bytes()
+    with pytest.raises(plot_results.PlotError) as refused:
+        plot_results.make_all_plots(model_path, None, out_dir, data_dir=data_dir, dataset=spec)
+    assert str(refused.value) == (
+        f"{mine} exists and is not a plot written by this program; refusing to replace it: "
+        "choose another --out, or move it away first"
+    )
+    assert mine.read_bytes() == before and sorted(out_dir.iterdir()) == [mine]  # nothing drawn
+
+    mine.rename(tmp_path / "kept.png")  # moved away: the run goes ahead, and again after it
+    for _ in range(2):
+        paths = plot_results.make_all_plots(
+            model_path, None, out_dir, data_dir=data_dir, dataset=spec
+        )
+        assert [path.name for path in paths] == ALL_PLOTS
+        assert all(plot_results.written_here(path) for path in paths)
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(
+    model_and_history, tmp_path, capsys, monkeypatch
+):
+    model_path, history_path = model_and_history
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the test set was loaded before the folder was checked")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # how the folder is probed
+    monkeypatch.setattr(download_mnist, "load_dataset", no_work)
+    args = ["--model", str(model_path), "--history", str(history_path), "--out", str(tmp_path)]
+    message = run_main(args, capsys)
+    assert message == f"error: cannot write the plots in {tmp_path}: Read-only file system"
