@@ -84,6 +84,8 @@ def load_image(path: str) -> np.ndarray:
 
 def _check_is_a_file(path: str) -> None:
     """Refuse anything but a regular file before opening it: a FIFO would wait for a writer."""
+    if path == "":
+        raise ImageError("the picture's path is empty; give the path of a picture file")
     if os.path.isdir(path):
         raise ImageError("a folder, not a picture file")
     if not os.path.exists(path):
@@ -439,7 +441,16 @@ def print_line(answer: Answer, class_names: Sequence[str], show: bool) -> None:
 
 
 def printable(path: str) -> str:
-    """``path`` as text any UTF-8 output takes: a file name's undecodable bytes as \\udcff."""
+    """``path`` as one line of text any UTF-8 output takes.
+
+    A file name's undecodable bytes show as \\udcff; a name with a line break or another
+    control character, or an empty one, is quoted as Python writes it ('a\\nb.png', ''), so
+    that each picture keeps its one line.
+    """
+    if path == "" or any(character.isspace() and character != " " for character in path):
+        return repr(path)
+    if any(ord(character) < 32 or ord(character) == 127 for character in path):
+        return repr(path)
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -510,7 +521,8 @@ def classify_and_print(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([as_json(answer, class_names) for answer in answers], indent=2))
     elif one_picture and answers[0].error is not None:
-        sys.exit(f"error: {printable(answers[0].path)}: {answers[0].error}")
+        where = f"{printable(answers[0].path)}: " if answers[0].path else ""
+        sys.exit(f"error: {where}{answers[0].error}")
     elif one_picture:
         print_details(answers[0], class_names, args.show)
     else:

@@ -587,3 +587,27 @@ def test_an_animated_gif_gives_its_first_frame(test_digits, tmp_path):
     first.save(tmp_path / "moving.gif", save_all=True, append_images=[second], duration=100)
     prepared = prepare_digit(load_image(str(tmp_path / "moving.gif")))
     assert correlation(prepared, digits[0]) > 0.9
+
+
+def test_an_empty_path_is_named_as_such(model_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        predict_digit.main(["", "--model", str(model_path)])
+    assert str(exit_.value) == (
+        "error: the picture's path is empty; give the path of a picture file"
+    )
+
+
+def test_a_file_name_with_a_line_break_keeps_each_picture_on_one_line(
+    model_path, seven_and_two, tmp_path, capsys
+):
+    seven, _, _ = seven_and_two
+    odd = tmp_path / "my\nseven.png"
+    odd.write_bytes(Path(seven).read_bytes())
+    assert predict_digit.main([str(odd), seven, "", "--model", str(model_path)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{str(odd)!r}: 7 (")
+    assert lines[1].startswith(f"{seven}: 7 (")
+    assert captured.err == (
+        "'': error: the picture's path is empty; give the path of a picture file\n"
+    )
