@@ -1,0 +1,114 @@
+"""training/augmentation.py: seeded, exact, and each transform keeps the digit a digit."""
+
+import numpy as np
+import pytest
+
+from download_mnist import load_dataset
+from training.augmentation import (
+    Augmentation,
+    augment,
+    random_geometry,
+    smooth_field,
+    vary_stroke_width,
+    warp,
+)
+
+EVERYTHING = Augmentation(
+    rotation_degrees=12,
+    scale=0.12,
+    shear_degrees=15,
+    shift_pixels=2,
+    elastic_pixels=1.5,
+    stroke_pixels=0.8,
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return load_dataset()[2][:64]  # real test digits, uint8 (64, 28, 28)
+
+
+def rotation(degrees: float, count: int) -> np.ndarray:
+    angle = np.radians(degrees)
+    matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return np.broadcast_to(matrix, (count, 2, 2)).astype(np.float32)
+
+
+def no_field(images: np.ndarray) -> np.ndarray:
+    return np.zeros((*images.shape, 2), np.float32)
+
+
+def test_no_augmentation_gives_the_images_themselves(digits):
+    assert augment(digits, Augmentation(), np.random.default_rng(0)) is digits
+
+
+def test_the_same_generator_state_gives_the_same_distortions(digits):
+    first = augment(digits, EVERYTHING, np.random.default_rng([3, 1, 7]))
+    again = augment(digits, EVERYTHING, np.random.default_rng([3, 1, 7]))
+    other = augment(digits, EVERYTHING, np.random.default_rng([3, 1, 8]))
+    assert first.dtype == np.uint8 and first.shape == digits.shape
+    np.testing.assert_array_equal(first, again)
+    assert (first != other).any() and (first != digits).any()
+
+
+def test_the_identity_transform_changes_nothing(digits):
+    x = digits.astype(np.float32)
+    np.testing.assert_array_equal(warp(x, rotation(0, len(x)), no_field(x)), x)
+
+
+def test_a_whole_pixel_shift_moves_the_image_exactly(digits):
+    x = digits.astype(np.float32)
+    field = no_field(x)
+    field[..., 0], field[..., 1] = -2, 3  # output pixel (r, c) reads input (r - 2, c + 3)
+    moved = warp(x, rotation(0, len(x)), field)
+    np.testing.assert_array_equal(moved[:, 2:, :-3], x[:, :-2, 3:])
+    assert (moved[:, :2] == 0).all() and (moved[:, :, -3:] == 0).all()  # zeros came in
+
+
+def test_rotating_and_rotating_back_gives_the_digit_again(digits):
+    x = digits.astype(np.float32)
+    there = warp(x, rotation(15, len(x)), no_field(x))
+    back = warp(there, rotation(-15, len(x)), no_field(x))
+    further = warp(there, rotation(15, len(x)), no_field(x))  # 30 degrees: the wrong way back
+
+    def likeness(images: np.ndarray) -> list[float]:
+        return [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(images, x, strict=True)]
+
+    # Two bilinear resamplings blur a little; the digit itself is where it was.
+    assert min(likeness(back)) > 0.9 and np.mean(likeness(back)) > 0.95
+    assert np.mean(likeness(further)) < 0.6 and np.mean(likeness(there)) < 0.8
+
+
+def test_a_turned_digit_keeps_its_ink_and_its_centre(digits):
+    x = digits.astype(np.float32)
+    turned = warp(x, rotation(20, len(x)), no_field(x))
+    np.testing.assert_allclose(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)), rtol=0.05)
+
+
+def test_thicker_and_thinner_pens(digits):
+    x = digits.astype(np.float32)
+    ink = x.sum(axis=(1, 2))
+    thicker = vary_stroke_width(x, np.full(len(x), 1.0)).sum(axis=(1, 2))
+    half = vary_stroke_width(x, np.full(len(x), 0.5)).sum(axis=(1, 2))
+    thinner = vary_stroke_width(x, np.full(len(x), -1.0)).sum(axis=(1, 2))
+    assert (thinner < ink).all() and (ink < half).all() and (half < thicker).all()
+    np.testing.assert_array_equal(vary_stroke_width(x, np.zeros(len(x))), x)
+
+
+def test_elastic_displacements_are_smooth_and_of_the_size_asked():
+    field = smooth_field(2000, 28, 28, np.random.default_rng(0))
+    assert field.shape == (2000, 28, 28, 2)
+    assert 0.9 < field[:, 14, 14].std() < 1.1  # unit size at the centre, scaled by the caller
+    neighbours = np.abs(np.diff(field, axis=1)).mean()
+    assert neighbours < 0.3 * np.abs(field).mean()  # next pixels move nearly alike
+
+
+def test_each_image_draws_its_own_geometry_within_the_bounds():
+    bounds = Augmentation(rotation_degrees=10, scale=0.1, shift_pixels=2)
+    matrix, field = random_geometry((500, 28, 28), bounds, np.random.default_rng(1))
+    zoom = 1 / np.sqrt(np.abs(np.linalg.det(matrix)))
+    angle = np.degrees(np.arctan2(matrix[:, 1, 0], matrix[:, 0, 0]))
+    assert (np.abs(angle) <= 10 + 1e-4).all() and np.abs(angle).max() > 8
+    assert (np.abs(zoom - 1) <= 0.1 + 1e-6).all() and np.abs(zoom - 1).max() > 0.08
+    assert (np.abs(field) <= 2).all() and np.abs(field).max() > 1.9
+    assert len(np.unique(angle)) == 500  # one draw per image
