@@ -198,9 +198,9 @@ def build_model(config: TrainConfig, saved: SavedModel | None = None) -> Model:
     from training import keras_head  # TensorFlow: seconds to import, so only once training starts
 
     cnn = SimpleCNN(
-        num_filters=config.filters,
-        kernel_sizes=config.kernel_sizes(),
-        paddings=config.paddings(),
+        num_filters=config.num_filters,
+        kernel_sizes=settings.one_for_all(config.kernel_sizes),
+        paddings=settings.one_for_all(config.paddings),
         input_shape=settings.INPUT_SHAPE,
         seed=config.seed,
         impl=config.impl,

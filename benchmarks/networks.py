@@ -26,15 +26,15 @@ from training.settings import TrainConfig  # noqa: E402
 NETWORKS = {
     "lenet": {},  # the training program's defaults
     "keras-example": {
-        "filters": (32, 64),
-        "kernel_size": (3,),
-        "padding": ("valid",),
+        "num_filters": (32, 64),
+        "kernel_sizes": (3,),
+        "paddings": ("valid",),
         "hidden": (),
         "dropout": 0.5,
     },
 }
 DEFAULT_NETWORK = "lenet"
-NETWORK_FIELDS = ("filters", "kernel_size", "padding", "hidden", "dropout")  # what NETWORKS set
+NETWORK_FIELDS = ("num_filters", "kernel_sizes", "paddings", "hidden", "dropout")  # NETWORKS set
 
 
 def network_config(name: str, **settings) -> TrainConfig:
@@ -61,9 +61,9 @@ def describe_network(config: TrainConfig) -> str:
 def build_simple_cnn(config: TrainConfig, seed: int = 0, impl: str = "fast") -> SimpleCNN:
     """The network's conv stack alone, as build_model makes it (for the conv-stack timings)."""
     return SimpleCNN(
-        num_filters=config.filters,
-        kernel_sizes=config.kernel_sizes(),
-        paddings=config.paddings(),
+        num_filters=config.num_filters,
+        kernel_sizes=settings.one_for_all(config.kernel_sizes),
+        paddings=settings.one_for_all(config.paddings),
         input_shape=settings.INPUT_SHAPE,
         seed=seed,
         impl=impl,

@@ -174,6 +174,6 @@ def _describe(config: TrainConfig) -> dict[str, Any]:
         "epochs": config.epochs,
         "limit": config.limit,
         "batch_size": config.batch_size,
-        "filters": list(config.filters),
+        "filters": list(config.num_filters),
         "save_path": config.save_path,
     }

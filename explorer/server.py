@@ -163,7 +163,8 @@ class Explorer:
             settings = dict(QUICK_RUN) if mode == "quick" else {}
             if self.classifier is not None:  # train the network being explored
                 architecture = self.classifier.config
-                for name in ("filters", "kernel_size", "padding", "hidden", "dropout", "dataset"):
+                network = ("num_filters", "kernel_sizes", "paddings", "hidden", "dropout")
+                for name in (*network, "dataset"):
                     if name in architecture:
                         settings[name] = architecture[name]
             config = TrainConfig(

@@ -118,7 +118,9 @@ def test_numpy_head_equals_keras_head_to_float_rounding(saved):
     ids=["no-hidden-dropout", "two-hidden"],
 )
 def test_numpy_head_equals_keras_head_for_other_heads(settings):
-    model = stepped_model(seed=4, filters=(4,), kernel_size=(3,), padding=("same",), **settings)
+    model = stepped_model(
+        seed=4, num_filters=(4,), kernel_sizes=(3,), paddings=("same",), **settings
+    )
     features = np.random.default_rng(1).uniform(0, 2, size=(16, model.cnn.num_features))
     features = features.astype(np.float32)
     keras_logits = model.head(features, training=False).numpy()  # dropout is off at inference
@@ -143,7 +145,9 @@ def test_restored_model_predicts_what_the_saved_one_did(saved):
 
 
 def test_any_architecture_round_trips(tmp_path):
-    settings = dict(filters=(4, 8), kernel_size=(3,), padding=("valid",), hidden=(), dropout=0.5)
+    settings = dict(
+        num_filters=(4, 8), kernel_sizes=(3,), paddings=("valid",), hidden=(), dropout=0.5
+    )
     model = stepped_model(seed=5, **settings)
     path = tmp_path / "keras-example.npz"
     save_model(path, driver.to_saved(model))
@@ -519,6 +523,28 @@ def test_model_file_is_a_plain_npz_anyone_can_read(saved):
         assert archive["conv1_filters"].shape == (6, 1, 5, 5)
         assert json.loads(str(archive["config"]))["batch_size"] == 32
         assert json.loads(str(archive["architecture"]))["hidden"] == [128]
+
+
+def test_the_files_names_for_the_network_settings_are_unchanged(saved, tmp_path):
+    """The file stores "filters", "kernel_size" and "padding" (its format is older than their
+    names in TrainConfig); loading gives TrainConfig's names, and refuses the new ones in a file."""
+    with np.load(saved[0], allow_pickle=False) as archive:
+        stored = json.loads(str(archive["config"]))
+        architecture = json.loads(str(archive["architecture"]))
+    assert (stored["filters"], stored["kernel_size"], stored["padding"]) == ([6, 16], [5], [2, 0])
+    assert not {"num_filters", "kernel_sizes", "paddings"} & set(stored)
+    assert architecture["filters"] == [6, 16] and "num_filters" not in architecture
+    loaded = load_model(saved[0]).config
+    assert (loaded["num_filters"], loaded["kernel_sizes"], loaded["paddings"]) == (
+        [6, 16],
+        [5],
+        [2, 0],
+    )
+    assert not {"filters", "kernel_size", "padding"} & set(loaded)
+    path = tmp_path / "new-names.npz"
+    rewrite(saved[0], path, set_json("config", num_filters=[6, 16]))
+    with pytest.raises(ModelFileError, match="unknown setting 'num_filters'"):
+        load_model(path)
 
 
 def test_saved_model_defaults_describe_an_untrained_file():

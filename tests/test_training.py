@@ -362,8 +362,8 @@ def test_bad_option_is_a_one_line_argparse_error():
     result = run_program("--epochs", "0")
     assert result.returncode == 2
     assert result.stderr == (
-        "simple_cnn_from_scratch.py: error: argument --epochs: must be an integer greater than "
-        "0, got 0 (--help lists the options)\n"
+        "simple_cnn_from_scratch.py: error: --epochs must be an integer greater than 0, got 0 "
+        "(--help lists the options)\n"
     )
     assert result.stdout == ""
 
@@ -371,13 +371,15 @@ def test_bad_option_is_a_one_line_argparse_error():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--batch-size", "-3"], "--batch-size: must be an integer greater than 0, got -3"),
+        (["--batch-size", "-3"], "--batch-size must be an integer greater than 0, got -3"),
         (["--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
-        (["--learning-rate", "nan"], "--learning-rate: must be a number greater than 0, got nan"),
-        (["--learning-rate", "inf"], "--learning-rate: must be a number greater than 0, got inf"),
-        (["--limit", "0"], "argument --limit: must be an integer greater than 0, got 0"),
-        (["--seed", "-1"], "argument --seed: must be an integer from 0 to 4294967295, got -1"),
-        (["--seed", str(2**32)], "argument --seed: must be an integer from 0 to 4294967295"),
+        (["--learning-rate", "nan"], "--learning-rate must be a number greater than 0, got nan"),
+        (["--learning-rate", "inf"], "--learning-rate must be a number greater than 0, got inf"),
+        (["--limit", "0"], "--limit must be an integer greater than 0, got 0"),
+        (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295, got -1"),
+        (["--seed", str(2**32)], "--seed must be an integer from 0 to 4294967295"),
+        (["--dropout", "1"], "--dropout must be a number in [0, 1), got 1.0"),
+        (["--padding", "same,-1"], "--padding must be an integer from 0 to 64, got -1"),
         (["--resume", "no-such-model.npz"], "argument --resume: no such file: no-such-model.npz"),
         (["--save", "no-such-dir/model.npz"], "does not exist"),
         (["--save", "a.npz", "--no-save"], "not allowed with argument"),
@@ -524,6 +526,7 @@ def test_output_piped_to_a_reader_that_quits_saves_and_exits_with_141(tmp_path, 
     resume command on stderr and the status a broken pipe has (128 + SIGPIPE), no traceback."""
     model_path = tmp_path / "model.npz"
     env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)  # set where the suite runs, it would unbuffer "buffered"
     if not buffered:
         env["PYTHONUNBUFFERED"] = "1"  # a reader that quits after a line of its choice
     program = subprocess.Popen(
@@ -585,14 +588,14 @@ def test_the_default_padding_is_named_when_it_does_not_fit_the_stages(capsys):
         ": error: --padding has 2 values (2,0: LeNet-5's, the default) for 3 stages; give one "
         "per stage, or one for all (--help lists the options)\n"
     )
-    for padding in [None, (2, 0)]:  # left out or given, the same true sentence
-        settings = {} if padding is None else {"padding": padding}
+    for paddings in [None, (2, 0)]:  # left out or given, the same true sentence
+        settings = {} if paddings is None else {"paddings": paddings}
         with pytest.raises(driver.ConfigError, match=r"^--padding has 2 values \(2,0: LeNet"):
-            driver.TrainConfig(filters=(6, 16, 32), **settings)
+            driver.TrainConfig(num_filters=(6, 16, 32), **settings)
     with pytest.raises(driver.ConfigError, match=r"^--padding has 3 values \(1,1,1\) for 1 stage;"):
-        driver.TrainConfig(filters=(6,), padding=(1, 1, 1))
+        driver.TrainConfig(num_filters=(6,), paddings=(1, 1, 1))
     with pytest.raises(driver.ConfigError, match=r"^--kernel-size has 2 values \(3,5\) for 3"):
-        driver.TrainConfig(filters=(6, 16, 32), kernel_size=(3, 5), padding=("same",))
+        driver.TrainConfig(num_filters=(6, 16, 32), kernel_sizes=(3, 5), paddings=("same",))
     config = driver.parse_args(["--filters", "8,16,32", "--kernel-size", "3", "--padding", "same"])
     assert [stage.out_size for stage in config.network_stages()] == [(14, 14), (7, 7), (3, 3)]
 
@@ -603,12 +606,12 @@ def test_resuming_a_three_stage_run_may_repeat_its_filters(tmp_path):
     model = tmp_path / "m.npz"
     model.touch()  # parse_args checks that it exists; resumed_config gets its settings below
     saved = driver.settings.run_settings(
-        driver.TrainConfig(filters=(8, 16, 32), kernel_size=(3,), padding=("same",))
+        driver.TrainConfig(num_filters=(8, 16, 32), kernel_sizes=(3,), paddings=("same",))
     )
     resumed = driver.settings.resumed_config(
         driver.parse_args(["--resume", str(model), "--filters", "8,16,32", "--epochs", "8"]), saved
     )
-    assert (resumed.filters, resumed.padding, resumed.epochs) == ((8, 16, 32), ("same",), 8)
+    assert (resumed.num_filters, resumed.paddings, resumed.epochs) == ((8, 16, 32), ("same",), 8)
     with pytest.raises(driver.ConfigError, match="--filters 6,16,32 differs from the 8,16,32"):
         driver.settings.resumed_config(
             driver.parse_args(["--resume", str(model), "--filters", "6,16,32"]), saved

@@ -18,7 +18,9 @@ NumPy archive, so ``np.load(path)`` shows every array by name:
 ``epoch``                       epochs completed
 ``step``                        steps done in epoch ``epoch + 1`` when saved mid-epoch
 ``partial_epoch``               JSON: that partial epoch's running sums
-``config``                      JSON: the run's settings (seed, batch size, learning rate, ...)
+``config``                      JSON: the run's settings (seed, batch size, learning rate, ...;
+                                "filters", "kernel_size", "padding" are TrainConfig's
+                                num_filters, kernel_sizes, paddings: see SETTINGS_ON_DISK)
 ``history``                     JSON: one record per finished epoch (loss, accuracy, val_*, ...)
 ==============================  =============================================================
 
@@ -64,7 +66,10 @@ OLD_ARCHITECTURE = {
 }
 
 
-ON_DISK = {"num_filters": "filters"}  # architecture names the file stores under other names
+# Names the file stores under others, older than SimpleCNN's (the format stays as it was): in
+# the architecture, and in the run's settings (training/settings.py's TrainConfig fields).
+ON_DISK = {"num_filters": "filters"}
+SETTINGS_ON_DISK = {"num_filters": "filters", "kernel_sizes": "kernel_size", "paddings": "padding"}
 
 TRAIN_COMMAND = "python simple_cnn_from_scratch.py"
 
@@ -100,7 +105,7 @@ class SavedModel:
     epoch: int = 0
     step: int = 0
     partial_epoch: dict[str, float] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # TrainConfig field names and values
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -122,7 +127,9 @@ def save_model(path: str | os.PathLike, model: SavedModel) -> Path:
         "epoch": np.array(model.epoch, np.int64),
         "step": np.array(model.step, np.int64),
         "partial_epoch": _json_array(model.partial_epoch),
-        "config": _json_array(model.config),
+        "config": _json_array(
+            {SETTINGS_ON_DISK.get(name, name): value for name, value in model.config.items()}
+        ),
         "history": _json_array(model.history),
         "conv_optimizer_settings": _json_array(model.conv_optimizer_settings),
     }
@@ -314,8 +321,8 @@ def _read_model(members: _Members) -> SavedModel:
     conv_settings, conv_state = _read_conv_optimizer(members, stages)
 
     # Settings a file leaves out (the first version had no network settings) are its network's.
-    network_settings = {setting: architecture[name] for setting, name in NETWORK_SETTINGS.items()}
-    config = {**network_settings, **members.json("config", dict)}
+    network_settings = {name: architecture[name] for name in NETWORK_SETTINGS}
+    config = {**network_settings, **_settings_from_disk(members.json("config", dict), members)}
     try:
         run = settings.check_saved_settings(config)
     except ValueError as error:
@@ -341,14 +348,19 @@ def _read_model(members: _Members) -> SavedModel:
     )
 
 
-# The run settings (settings.TrainConfig) that say what the architecture stores.
-NETWORK_SETTINGS = {
-    "filters": "num_filters",
-    "kernel_size": "kernel_sizes",
-    "padding": "paddings",
-    "hidden": "hidden",
-    "dropout": "dropout",
-}
+# The run's settings (settings.TrainConfig) that say what the architecture stores.
+NETWORK_SETTINGS = ("num_filters", "kernel_sizes", "paddings", "hidden", "dropout")
+
+
+def _settings_from_disk(stored: dict, members: _Members) -> dict:
+    """The stored settings under TrainConfig's names (see SETTINGS_ON_DISK)."""
+    in_memory = {name_on_disk: name for name, name_on_disk in SETTINGS_ON_DISK.items()}
+    for name in stored:
+        if name in SETTINGS_ON_DISK:  # a name this format does not use
+            raise members.error(
+                f"damaged model file: bad training record (unknown setting {name!r})"
+            )
+    return {in_memory.get(name, name): value for name, value in stored.items()}
 
 
 def _check_settings_describe_the_network(run, architecture: dict, stages, members) -> None:
@@ -365,19 +377,20 @@ def _check_settings_describe_the_network(run, architecture: dict, stages, member
             f"the network has {architecture['num_classes']} classes, but MNIST and "
             f"Fashion-MNIST have {settings.NUM_CLASSES}: not a model the programs here can use"
         )
+    run_stages = run.network_stages()
     found = {
-        "filters": list(run.filters),
-        "kernel_size": list(run.kernel_sizes()),
-        "padding": [stage.padding for stage in run.network_stages()],
+        "num_filters": list(run.num_filters),
+        "kernel_sizes": [stage.kernel_size for stage in run_stages],
+        "paddings": [stage.padding for stage in run_stages],
         "hidden": list(run.hidden),
         "dropout": run.dropout,
     }
     stored = {**architecture, "paddings": [stage.padding for stage in stages]}
-    for setting, name in NETWORK_SETTINGS.items():
-        if found[setting] != stored[name]:
+    for name in NETWORK_SETTINGS:
+        if found[name] != stored[name]:
             raise members.error(
-                f"damaged model file: its settings say {setting} {found[setting]}, but its "
-                f"network has {name} {stored[name]}"
+                f"damaged model file: its settings and its network differ in {name} "
+                f"({found[name]} and {stored[name]})"
             )
 
 
