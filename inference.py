@@ -52,6 +52,28 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_probabilities[np.arange(len(labels)), labels].mean())
 
 
+def confusion_matrix(
+    true_labels: np.ndarray, predicted: np.ndarray, num_classes: int = 10
+) -> np.ndarray:
+    """Counts (num_classes, num_classes) int64: ``matrix[t, p]`` images of class t answered p.
+
+    ``true_labels`` and ``predicted`` are integer labels (N,) in [0, num_classes); a ValueError
+    says which is not.
+    """
+    true_labels, predicted = np.asarray(true_labels), np.asarray(predicted)
+    if true_labels.shape != predicted.shape or true_labels.ndim != 1:
+        raise ValueError(
+            "true and predicted labels must be 1-D of equal length, got "
+            f"{true_labels.shape} and {predicted.shape}"
+        )
+    for name, labels in (("true labels", true_labels), ("predicted labels", predicted)):
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"{name} outside 0..{num_classes - 1}")
+    # One bincount over the flat index t * C + p counts every (true, predicted) pair.
+    flat = true_labels.astype(np.int64) * num_classes + predicted.astype(np.int64)
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
 def class_names(dataset: str, num_classes: int = 10) -> list[str]:
     """What each class index means: Fashion-MNIST's names, or the digits themselves."""
     if dataset == "fashion":

@@ -404,7 +404,7 @@ def _conv_and_pool_layers(feature_maps: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """Count how often each true class was predicted as each class.
+    """Count how often each true class was predicted as each class (inference.confusion_matrix).
 
     Parameters
     ----------
@@ -416,18 +416,10 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 
     ndarray of shape (num_classes, num_classes)
         ``matrix[t, p]`` = number of samples of true class t predicted as p.
     """
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise PlotError(
-            f"y_true and y_pred must be 1-D of equal length, got {y_true.shape} and {y_pred.shape}"
-        )
-    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            raise PlotError(f"{name} has labels outside 0..{num_classes - 1}")
-    # One bincount over the flat index t * C + p counts every (true, predicted) pair.
-    flat = y_true.astype(np.int64) * num_classes + y_pred.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+    try:
+        return inference.confusion_matrix(y_true, y_pred, num_classes)
+    except ValueError as error:
+        raise PlotError(str(error)) from None
 
 
 def confusion_matrix_figure(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference import Classifier, images_to_input, softmax
+from inference import Classifier, confusion_matrix, images_to_input, softmax
 from simple_cnn import POOL_SIZE, SimpleCNN
 
 
@@ -236,8 +236,7 @@ def test_set_report(
     probabilities = classifier.predict_proba(images)
     predicted = probabilities.argmax(axis=1)
     classes = len(classifier.class_names)
-    confusion = np.zeros((classes, classes), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
+    confusion = confusion_matrix(labels, predicted, classes)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
     shown = wrong[np.argsort(-confidence, kind="stable")][:mistakes]
