@@ -3,10 +3,10 @@
     python explore.py                          # serves http://127.0.0.1:8000/
     python explore.py --model fashion.npz --port 0
 
-The server is ``explorer/server.py``, what it computes ``explorer/analysis.py``, the training
-run it watches ``explorer/live_training.py``, and the page ``explorer/page/``. This file is the
-program: its options, the address it prints, and how Ctrl-C stops it (a training run started
-from the page saves first).
+The web server is ``explorer/server.py``, the API it serves ``explorer/api.py``, what it
+computes ``explorer/analysis.py``, the training run it watches ``explorer/live_training.py``,
+and the page ``explorer/page/``. This file is the program: its options, the address it prints,
+and how Ctrl-C stops it (a training run started from the page saves first).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 from threadpoolctl import threadpool_limits
 
-from explorer.server import Explorer, ExplorerHTTPServer, make_server
+from explorer.api import Explorer
+from explorer.server import ExplorerHTTPServer, make_server
 from plumbing.command_line import ArgumentParser
 
 

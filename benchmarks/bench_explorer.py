@@ -27,8 +27,9 @@ from timing import format_load, load_average, machine_description, median, posit
 
 import simple_cnn_from_scratch as trainer
 from download_mnist import load_dataset
-from explorer import live_training
+from explorer import api, live_training
 from explorer import server as explorer_server
+from explorer.json_arrays import to_json
 from plumbing.command_line import ArgumentParser
 from training import model_file
 
@@ -54,16 +55,14 @@ def save_model_of(network: str, folder: Path) -> Path:
     return path
 
 
-def server_milliseconds(
-    explorer: explorer_server.Explorer, route, body: dict, count: int
-) -> list[float]:
+def server_milliseconds(explorer: api.Explorer, route, body: dict, count: int) -> list[float]:
     """Milliseconds per request inside the server: the route's work plus the JSON encoding."""
     encoded = json.dumps(body).encode()
     times = []
     for _ in range(count + 3):
         started = time.perf_counter()
         parsed = json.loads(encoded)  # as read_json does
-        json.dumps(explorer_server.to_json(route(explorer, parsed)))
+        json.dumps(to_json(route(explorer, parsed)))
         times.append(1e3 * (time.perf_counter() - started))
     return times[3:]  # the first calls warm caches
 
@@ -84,19 +83,15 @@ def http_milliseconds(port: int, path: str, body: dict, count: int) -> list[floa
 
 
 def measure_requests(network: str, count: int, folder: Path) -> dict:
-    explorer = explorer_server.Explorer(str(save_model_of(network, folder)))
+    explorer = api.Explorer(str(save_model_of(network, folder)))
     server = explorer_server.make_server(explorer, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     drawing = a_drawing()
     gradient = {**drawing, "class": 7}
     results = {
-        "drawing update, server": server_milliseconds(
-            explorer, explorer_server.analyse, drawing, count
-        ),
-        "gradient view, server": server_milliseconds(
-            explorer, explorer_server.gradient, gradient, count
-        ),
+        "drawing update, server": server_milliseconds(explorer, api.analyse, drawing, count),
+        "gradient view, server": server_milliseconds(explorer, api.gradient, gradient, count),
         "drawing update, HTTP round trip": http_milliseconds(port, "/api/analyse", drawing, count),
         "gradient view, HTTP round trip": http_milliseconds(port, "/api/gradient", gradient, count),
     }
@@ -120,7 +115,7 @@ def measure_watching(network: str, steps: int, repeats: int) -> dict:
         hook = None
         if watched:
             run = live_training.TrainingRun(
-                config, lambda event: json.dumps(explorer_server.to_json(event)), x_test[0], x_test
+                config, lambda event: json.dumps(to_json(event)), x_test[0], x_test
             )
             hook = run._on_step  # exactly what train() calls for the explorer, every step
         trainer.train_steps(model, data, trainer.StopRequest(), max_steps=5)  # warm-up

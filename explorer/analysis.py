@@ -1,8 +1,8 @@
 """What the explorer shows about one image, computed by the project's own NumPy code.
 
 Each function takes a trained ``inference.Classifier`` and a 28x28 uint8 image and returns
-plain arrays and numbers; ``explore.py`` only turns them into JSON. Nothing here keeps state or
-changes the classifier, so any number of requests can run at once:
+plain arrays and numbers; ``explorer/api.py`` checks the page's requests and calls them. Nothing
+here keeps state or changes the classifier, so any number of requests can run at once:
 
 * :func:`analyse`: the probabilities and every layer's output (conv, pool, features, the head's
   hidden layers, the logits), optionally with filters switched off or part of the image covered;
@@ -25,7 +25,7 @@ from inference import Classifier, confusion_matrix, images_to_input, softmax
 from simple_cnn import POOL_SIZE, SimpleCNN
 
 
-class ExplainError(ValueError):
+class AnalysisError(ValueError):
     """A request that does not fit the model: an unknown layer, class, filter or pixel."""
 
 
@@ -72,7 +72,7 @@ def network_with_filters_off(cnn: SimpleCNN, disabled: dict[str, list[int]]) -> 
         filters = changed.filters[stage].copy()
         for index in indices:
             if not 0 <= index < len(filters):
-                raise ExplainError(f"{layer} has filters 0 to {len(filters) - 1}, not {index}")
+                raise AnalysisError(f"{layer} has filters 0 to {len(filters) - 1}, not {index}")
             filters[index] = 0
         changed.filters[stage] = filters
     return changed
@@ -85,7 +85,7 @@ def cover(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarra
     top, left, bottom, right = box
     height, width = image.shape
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
-        raise ExplainError(
+        raise AnalysisError(
             f"the covered box {list(box)} must lie inside the {height}x{width} image, top < "
             "bottom and left < right"
         )
@@ -202,7 +202,7 @@ def class_gradients(classifier: Classifier, image: np.ndarray, class_index: int)
     A positive value means: more of this pixel (or unit) would raise the class's score.
     """
     if not 0 <= class_index < len(classifier.class_names):
-        raise ExplainError(
+        raise AnalysisError(
             f"class must be 0 to {len(classifier.class_names) - 1}, got {class_index}"
         )
     x = images_to_input(image[np.newaxis])
@@ -266,14 +266,14 @@ def _stage_index(cnn: SimpleCNN, layer: str, kind: str) -> int:
     """conv3 -> 2: the stage a layer name belongs to, refused if the network has no such layer."""
     names = [f"{kind}{number}" for number in range(1, len(cnn.stages) + 1)]
     if layer not in names:
-        raise ExplainError(f"unknown {kind} layer {layer!r}; this network has {', '.join(names)}")
+        raise AnalysisError(f"unknown {kind} layer {layer!r}; this network has {', '.join(names)}")
     return names.index(layer)
 
 
 def _check_pixel(layer: str, maps: np.ndarray, channel: int, row: int, column: int) -> None:
     channels, height, width = maps.shape
     if not (0 <= channel < channels and 0 <= row < height and 0 <= column < width):
-        raise ExplainError(
+        raise AnalysisError(
             f"{layer} has {channels} maps of {height}x{width}; map {channel}, pixel ({row}, "
             f"{column}) is outside them"
         )

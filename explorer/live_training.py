@@ -36,24 +36,25 @@ PROBE_IMAGES = 128  # test images for the dead-unit count: enough to see a live 
 class TrainingRun:
     """One run of ``trainer.train(config)`` in a thread, publishing snapshots as it goes.
 
-    ``publish(event)`` gets dicts: {"type": "started"}, {"type": "progress", ...} at most every
-    ``every_seconds``, {"type": "epoch", "record": ...} after each epoch, and one last event,
-    {"type": "finished" | "stopped" | "failed", "message": ...}. ``sample`` is the uint8 digit
-    (28, 28) whose maps are shown; ``probe`` uint8 images (N, 28, 28) for the dead-unit count.
+    ``publish(event)`` gets dicts: {"type": "started", "mode_config": ...}, {"type": "progress",
+    ...} at most every ``every_seconds``, {"type": "epoch", "record": ...} after each epoch, and
+    one last event, {"type": "finished" | "stopped" | "failed", "message": ...}.
+    ``sample_image`` is the uint8 digit (28, 28) whose maps are shown; ``probe_images`` uint8
+    images (N, 28, 28) for the dead-unit count (the first PROBE_IMAGES of them).
     """
 
     def __init__(
         self,
         config: TrainConfig,
         publish: Callable[[dict[str, Any]], None],
-        sample: np.ndarray,
-        probe: np.ndarray,
+        sample_image: np.ndarray,
+        probe_images: np.ndarray,
         every_seconds: float = 0.5,
     ):
         self.config = config
         self.publish = publish
-        self.sample = images_to_input(sample[np.newaxis])
-        self.probe = images_to_input(probe[:PROBE_IMAGES])
+        self.sample = images_to_input(sample_image[np.newaxis])
+        self.probe = images_to_input(probe_images[:PROBE_IMAGES])
         self.every_seconds = every_seconds
         self.stop_request = trainer.StopRequest()
         self.thread = threading.Thread(target=self._run, name="training", daemon=True)
@@ -64,7 +65,7 @@ class TrainingRun:
         self._epochs_published = 0
 
     def start(self) -> None:
-        self.publish({"type": "started", "mode_config": _describe(self.config)})
+        self.publish({"type": "started", "mode_config": _settings_shown(self.config)})
         self.thread.start()
 
     def stop(self) -> None:
@@ -169,7 +170,8 @@ class TrainingRun:
         return fractions
 
 
-def _describe(config: TrainConfig) -> dict[str, Any]:
+def _settings_shown(config: TrainConfig) -> dict[str, Any]:
+    """The settings the page states when a run starts."""
     return {
         "epochs": config.epochs,
         "limit": config.limit,

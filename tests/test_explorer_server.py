@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from download_mnist import load_dataset
+from explorer import api as explorer_api
 from explorer import server as explorer_server
 from simple_cnn import SimpleCNN
 from training import model_file
@@ -97,7 +98,7 @@ def model_path(tmp_path_factory):
 
 def serve(model: Path):
     """An explorer server on a free port, running in a thread; yields a Client."""
-    explorer = explorer_server.Explorer(str(model))
+    explorer = explorer_api.Explorer(str(model))
     server = explorer_server.make_server(explorer, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -537,7 +538,7 @@ def read_events(port: int, until: set[str], timeout: float = 120) -> list[dict]:
 
 
 def test_a_training_run_from_the_page_streams_progress_and_saves(tmp_path, monkeypatch):
-    monkeypatch.setattr(explorer_server, "QUICK_RUN", {"limit": 1200, "epochs": 2})
+    monkeypatch.setattr(explorer_api, "QUICK_RUN", {"limit": 1200, "epochs": 2})
     model = tmp_path / "trained.npz"
     for client, _ in serve(model):  # no model yet: the page offers to train one
         assert not client.get("/api/model")[1]["ok"]
@@ -596,9 +597,9 @@ def test_ctrl_c_saves_a_running_training_run_first(tmp_path):
 def test_the_program_starts_in_about_a_second_without_tensorflow(model_path, tmp_path):
     code = (
         "import sys, time, threading, explore\n"
-        "from explorer import server as explorer_server\n"
+        "from explorer import api as explorer_api, server as explorer_server\n"
         "started = time.perf_counter()\n"
-        f"explorer = explorer_server.Explorer({str(model_path)!r})\n"
+        f"explorer = explorer_api.Explorer({str(model_path)!r})\n"
         "server = explorer_server.make_server(explorer, '127.0.0.1', 0)\n"
         "print(time.perf_counter() - started, 'tensorflow' in sys.modules)\n"
     )
@@ -610,7 +611,7 @@ def test_the_program_starts_in_about_a_second_without_tensorflow(model_path, tmp
     assert result.returncode == 0, result.stderr
     _, tensorflow_loaded = result.stdout.split()
     assert tensorflow_loaded == "False"
-    assert total < 5  # imports and model included: about a second on these machines
+    assert total < 5  # imports and model included; loose enough for a slow machine
 
 
 def test_a_host_other_than_localhost_gets_a_warning(model_path):
