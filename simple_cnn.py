@@ -145,7 +145,7 @@ class SimpleCNN:
         this behind its guard, which checks x, keeps the caches for backward() and returns the
         features. ``keep_cache=False`` (features()) keeps nothing.
         """
-        caches = []  # per stage: what its backward pass needs, and its output
+        caches = []  # per stage: what its layer's backward needs, and the stage's output
         for stage, filters in zip(self.stages, self.filters, strict=True):
             if self.impl == "loops":  # the reference: nested loops
                 pooled, cache = fused_layers.conv2d_maxpool2d_forward_loops(
@@ -159,8 +159,9 @@ class SimpleCNN:
                 pooled, cache = fused_layers.conv2d_maxpool2d_forward_unfused(
                     x, filters, stage.padding, keep_cache
                 )
-            x = self.relu(pooled)  # = maxpool(relu(conv)): (n, F, H', W')
-            caches.append((cache, x))
+            out = self.relu(pooled)  # = maxpool(relu(conv)): (n, F, H', W')
+            caches.append((cache, out))
+            x = out  # the next stage's input
         return self.flatten(x), caches
 
     @guard_backward
@@ -174,22 +175,23 @@ class SimpleCNN:
         (sgd_step, below); learning_rate=0 only computes the gradients, as the trainer does
         before its Adam step (adam.py).
 
-        The stages in reverse order, each the mirror of its forward: back through ReLU, then
+        The stages run last first, each the mirror of its forward: back through the ReLU, then
         through the pooling and the convolution, to the stage's filters and its input.
 
         Written for one part of the batch and the caches its forward kept, returning
         (d_filters, d loss / d input, d loss / d every stage's output): ``cnn.backward(d_out,
         learning_rate=0.001)`` is this behind its guard, which checks d_out, sums the parts'
-        filter gradients, returns them and then takes the sgd_step. The input image is not
-        learned, so the first stage skips its d_x (None) unless ``need_d_input`` (gradients()).
+        filter gradients, takes the sgd_step and returns them. The input image is not learned,
+        so the first stage skips its d_x (None) unless ``need_d_input`` (for gradients()).
         """
         d_filters = [None] * len(self.stages)
         d_pooled = [None] * len(self.stages)  # d loss / d each stage's output
         d_x = d_out.reshape(caches[-1][1].shape)  # undo flatten: (n, F, H, W)
-        for index in reversed(range(len(self.stages))):
-            stage, (cache, pooled) = self.stages[index], caches[index]
-            d_pooled[index] = d_x
-            d_conv_pooled = d_x * self.relu_derivative(pooled)  # relu(p) > 0 where p > 0
+        for index in reversed(range(len(self.stages))):  # the last stage first
+            stage, (cache, out) = self.stages[index], caches[index]
+            d_pooled[index] = d_x  # d loss / d out
+            # Back through ReLU: its derivative, 1 where pooled > 0, is 1 where out > 0.
+            d_conv_pooled = d_x * self.relu_derivative(out)
             need_d_x = index > 0 or need_d_input
             if self.impl == "loops":
                 d_x, d_filters[index] = fused_layers.conv2d_maxpool2d_backward_loops(
