@@ -36,7 +36,7 @@ PROBE_IMAGES = 128  # test images for the dead-unit count: enough to see a live 
 class TrainingRun:
     """One run of ``trainer.train(config)`` in a thread, publishing snapshots as it goes.
 
-    ``publish(event)`` gets dicts: {"type": "started", "mode_config": ...}, {"type": "progress",
+    ``publish(event)`` gets dicts: {"type": "started", "settings": ...}, {"type": "progress",
     ...} at most every ``every_seconds``, {"type": "epoch", "record": ...} after each epoch, and
     one last event, {"type": "finished" | "stopped" | "failed", "message": ...}.
     ``sample_image`` is the uint8 digit (28, 28) whose maps are shown; ``probe_images`` uint8
@@ -65,7 +65,7 @@ class TrainingRun:
         self._epochs_published = 0
 
     def start(self) -> None:
-        self.publish({"type": "started", "mode_config": _settings_shown(self.config)})
+        self.publish({"type": "started", "settings": _settings_shown(self.config)})
         self.thread.start()
 
     def stop(self) -> None:

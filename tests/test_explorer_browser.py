@@ -14,7 +14,7 @@ the page in headless Chromium (Playwright) and checks what it shows through stab
     #loss-curve[data-points], #train-status[data-state], #train-message
     body[data-busy]                "false" once every request the page wanted has been answered
 
-The models are small real ones, trained once per test session (about 4 s each). Chromium is
+The models are small real ones, trained once per test session. Chromium is
 Debian's (apt-get install chromium) or Playwright's own (python -m playwright install chromium);
 without either the tests skip, and in CI (the CI environment variable set) they fail.
 """
@@ -112,7 +112,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_model(model_dir) -> Path:
-    """The default network on 6,000 digits for 2 epochs: about 95% right."""
+    """The default network on 6,000 digits for 2 epochs: most test digits right."""
     return train_model(model_dir / "mnist.npz", "--limit", "6000", "--epochs", "2")
 
 
@@ -463,6 +463,27 @@ def test_a_conv_pixel_is_the_sum_of_its_products(page, mnist_server):
         "t => [...t.querySelectorAll('td')].map(td => Number(td.dataset.value))"
     )
     assert window[:2] == [0, 0], "the top-left of the window is padding"
+
+
+def test_clearing_after_a_click_then_drawing_again(page, mnist_server):
+    """The arithmetic panel opens among the layers, which Clear removes: the page carries on."""
+    open_explorer(page, mnist_server.url)
+    click_map_pixel(page, "conv1", 1, row=5, column=5)
+    expect(page.locator("#arithmetic")).to_be_visible()
+    page.click("#clear")
+    wait_until_idle(page)
+    expect(page.locator("#prediction")).to_have_text("")
+    assert page.locator('canvas.map[data-layer="conv1"]').count() == 0
+    expect(page.locator("#why")).to_have_class(re.compile(r"\bempty\b"))
+    page.locator("#draw").scroll_into_view_if_needed()  # the click scrolled down to the maps
+    draw(page, vertical_stroke())
+    wait_until_idle(page)
+    expect(page.locator("#prediction")).to_have_text("1")
+    click_map_pixel(page, "conv2", 3, row=4, column=5)
+    expect(page.locator("#arithmetic h3")).to_contain_text("conv2, map 3, pixel (row 4, column 5)")
+    assert number(page, "#arith-sum") == pytest.approx(
+        number(page, "#arith-value"), rel=1e-4, abs=1e-5
+    )
 
 
 def test_a_pooled_pixel_keeps_the_first_maximum(page, mnist_server):

@@ -1,8 +1,9 @@
-// Talking to the explorer's server (explore.py): JSON requests, and the arrays in the answers.
+// Talking to the explorer's server (explore.py; explorer/api.py lists what it answers): JSON
+// requests, and the arrays in the answers.
 //
 // The server sends every array as {"shape": [...], "data": base64} (float32) or
-// {"shape": [...], "bytes": base64} (uint8), little-endian, row-major: far smaller and faster
-// than nested JSON lists. decodeArrays() turns each into a Tensor the page can index.
+// {"shape": [...], "bytes": base64} (uint8), little-endian, row-major (explorer/json_arrays.py):
+// far smaller and faster than nested JSON lists. decodeArrays() turns each into a Tensor.
 
 /** An n-dimensional array: `values` is flat (row-major), `shape` says how to read it. */
 export class Tensor {

@@ -4,6 +4,8 @@
 // removes the last stroke and redraws the rest, and the same strokes can be drawn again at any
 // size, on screen (sharp on high-density screens) and small, for the server (inkGrid).
 
+import { greyPixels, pointerPosition } from "./maps.js";
+
 // The brush, as a fraction of the pad's side. A digit written across most of the pad is scaled
 // to 20 of MNIST's 28 pixels by the server; at this width its strokes come out about 2 pixels
 // wide, like MNIST's pen strokes.
@@ -12,11 +14,13 @@ const BRUSH_WIDTH = 0.075;
 export class DrawingPad {
   /**
    * @param {HTMLCanvasElement} canvas  the pad (CSS gives it its size; `touch-action: none`)
+   * @param {HTMLElement} caption  the line under the pad that says what it shows
    * @param {(finished: boolean) => void} onChange  called while a stroke grows (false) and
    *   when it ends, on Undo and on Clear (true)
    */
-  constructor(canvas, onChange) {
+  constructor(canvas, caption, onChange) {
     this.canvas = canvas;
+    this.caption = caption;
     this.onChange = onChange;
     this.strokes = []; // each an array of [x, y] in pad units
     this.current = null; // the stroke being drawn
@@ -33,13 +37,13 @@ export class DrawingPad {
     return this.strokes.length === 0 && this.current === null;
   }
 
+  /** True while a stroke is being drawn (the pen is down). */
+  isDrawing() {
+    return this.current !== null;
+  }
+
   point(event) {
-    // Measured from the drawing area inside the pad's border (clientLeft/Top: the border).
-    const box = this.canvas.getBoundingClientRect();
-    return [
-      (event.clientX - box.left - this.canvas.clientLeft) / this.canvas.clientWidth,
-      (event.clientY - box.top - this.canvas.clientTop) / this.canvas.clientHeight,
-    ];
+    return pointerPosition(event, this.canvas);
   }
 
   start(event) {
@@ -93,6 +97,19 @@ export class DrawingPad {
     this.render();
   }
 
+  /** Say under the pad what is explored: `source` is {kind: "pad"} or {kind: "test", index,
+   * caption}, a digit of the test set. */
+  showSource(source) {
+    const test = source.kind === "test";
+    this.caption.textContent = test
+      ? `Showing ${source.caption}. Draw on the pad to try your own.`
+      : this.isBlank()
+        ? "Draw a digit on the pad."
+        : "Your drawing.";
+    this.caption.dataset.testIndex = test ? String(source.index) : "";
+    this.canvas.classList.toggle("showing-test", test);
+  }
+
   /** Draw the strokes on a canvas context of `side` pixels: black ink on white paper. */
   paint(context, side) {
     context.fillStyle = "#fff";
@@ -142,13 +159,9 @@ export class DrawingPad {
 
   paintPicture(context, side) {
     const [height, width] = this.picture.shape;
-    const pixels = new ImageData(width, height);
-    this.picture.values.forEach((level, i) => {
-      const paper = 255 - level; // MNIST is light on dark; on the pad, ink is dark
-      pixels.data.set([paper, paper, paper, 255], 4 * i);
-    });
     const small = new OffscreenCanvas(width, height);
-    small.getContext("2d").putImageData(pixels, 0, 0);
+    // MNIST is light on dark; on the pad, ink is dark: the grey levels inverted.
+    small.getContext("2d").putImageData(greyPixels(this.picture, true), 0, 0);
     context.imageSmoothingEnabled = true;
     context.drawImage(small, 0, 0, side, side);
   }

@@ -1,16 +1,15 @@
-// The network's insides: every layer's output for the current image, and every filter.
+// The network's insides: every layer's output for the current image (/api/analyse).
 //
 // Built from what the server says the model is (/api/model's stages, /api/analyse's layers),
 // so any network the trainer can build (more stages, 32 or 64 filters, several hidden layers)
 // is drawn the same way. Each layer gets its own colour scale and a line stating its range.
+// The blocks and grids of maps here are the ones the "why" and training views draw too.
 
+import { element } from "./element.js";
 import {
   divergingCss,
-  drawFilter,
-  filterDrawingSize,
   drawMap,
   drawVector,
-  element,
   formatNumber,
   mapDisplayWidth,
   pixelAt,
@@ -52,19 +51,54 @@ function describeLayer(layer, model) {
   return "One score per class; softmax turns the scores into the probabilities at the top.";
 }
 
-/** The figure of one map: a frame (for marks drawn over it), the canvas, and its number. */
-export function mapFigure(layerName, channel, caption) {
-  const figure = element("figure", "map-figure");
-  const frame = element("div", "frame");
-  const canvas = element("canvas", "map");
-  canvas.dataset.layer = layerName;
-  canvas.dataset.channel = String(channel);
-  frame.append(canvas);
-  figure.append(frame, element("figcaption", "", caption));
-  return figure;
+/**
+ * One <section class="layer" data-layer="name"> per entry of `arrays` (name -> Tensor) in
+ * `container`, with the children `contents(name, array)` returns. Built again only when the
+ * names or shapes change (a new network); each update redraws into the same blocks.
+ * @returns {[string, HTMLElement][]}  each name and its block
+ */
+export function layerBlocks(container, arrays, contents) {
+  const names = Object.keys(arrays);
+  const shape = names.map((name) => `${name}:${arrays[name].shape.join("x")}`).join(";");
+  if (container.dataset.shape !== shape) {
+    container.dataset.shape = shape;
+    container.replaceChildren(
+      ...names.map((name) =>
+        element(
+          "section",
+          { className: "layer", data: { layer: name } },
+          ...contents(name, arrays[name]),
+        ),
+      ),
+    );
+  }
+  return names.map((name) => [name, container.querySelector(`section[data-layer="${name}"]`)]);
 }
 
-/** Draw every map of a (count, height, width) layer into a grid built by mapFigure. */
+/** A layer's heading: its name, then its size in small print. */
+export function layerHeading(name, size) {
+  return element("h3", {}, name, element("span", { className: "dims" }, size));
+}
+
+/** A grid of `count` empty maps, each a canvas[data-layer][data-channel] in a frame (for marks
+ * drawn over it) above its number; drawMapGrid draws them. */
+export function mapGrid(layerName, count) {
+  const figures = Array.from({ length: count }, (_, channel) =>
+    element(
+      "figure",
+      { className: "map-figure" },
+      element(
+        "div",
+        { className: "frame" },
+        element("canvas", { className: "map", data: { layer: layerName, channel } }),
+      ),
+      element("figcaption", {}, String(channel)),
+    ),
+  );
+  return element("div", { className: "map-grid" }, ...figures);
+}
+
+/** Draw every map of a (count, height, width) layer into a grid built by mapGrid. */
 export function drawMapGrid(grid, maps, scale) {
   const width = mapDisplayWidth(maps.shape[0]);
   grid.querySelectorAll("canvas.map").forEach((canvas, channel) => {
@@ -81,68 +115,45 @@ export class LayersView {
   constructor(container, onPixel) {
     this.container = container;
     this.onPixel = onPixel;
-    this.structure = ""; // names and shapes the blocks were built for
-    this.blocks = new Map(); // layer name -> its block element
   }
 
   clear() {
     this.container.replaceChildren();
-    this.blocks.clear();
-    this.structure = "";
+    delete this.container.dataset.shape; // the next analysis builds the blocks again
   }
 
-  /** Build the blocks for an analysis's layers (once per network shape), then draw them. */
+  /** Draw an analysis's layers, building their blocks first when the network's shape is new. */
   show(analysis, model, disabled, classNames) {
-    const structure = analysis.layers.map((l) => `${l.name}${l.values.shape}`).join(";");
-    if (structure !== this.structure) this.build(analysis, model, classNames);
-    for (const layer of analysis.layers) this.draw(layer, disabled, classNames);
+    const layers = new Map(analysis.layers.map((layer) => [layer.name, layer]));
+    const values = Object.fromEntries(analysis.layers.map((layer) => [layer.name, layer.values]));
+    const blocks = layerBlocks(this.container, values, (name) =>
+      this.blockContents(layers.get(name), model, classNames),
+    );
+    for (const [name, block] of blocks) this.draw(block, layers.get(name), disabled, classNames);
   }
 
-  build(analysis, model, classNames) {
-    this.clear();
-    this.structure = analysis.layers.map((l) => `${l.name}${l.values.shape}`).join(";");
-    for (const layer of analysis.layers) {
-      const block = element("section", "layer");
-      block.dataset.layer = layer.name;
-      const shape = layer.values.shape;
-      const size =
-        shape.length === 3 ? `${shape[0]} maps · ${shape[1]}×${shape[2]}` : `${shape[0]} numbers`;
-      const heading = element("h3", "", layer.name);
-      heading.append(element("span", "dims", size));
-      block.append(heading, element("p", "layer-note", describeLayer(layer, model)));
-      block.append(element("div", "legend-slot"));
-      if (layer.kind === "conv" || layer.kind === "pool") {
-        const grid = element("div", "map-grid");
-        for (let channel = 0; channel < shape[0]; channel++) {
-          grid.append(mapFigure(layer.name, channel, String(channel)));
-        }
-        grid.addEventListener("click", (event) => this.clicked(event, layer));
-        block.append(grid);
-      } else if (layer.name === "logits") {
-        block.append(this.logitsTable(classNames));
-      } else {
-        const canvas = element("canvas", "vector");
-        canvas.dataset.layer = layer.name;
-        block.append(canvas);
-      }
-      this.blocks.set(layer.name, block);
-      this.container.append(block);
+  blockContents(layer, model, classNames) {
+    const shape = layer.values.shape;
+    const size =
+      shape.length === 3 ? `${shape[0]} maps · ${shape[1]}×${shape[2]}` : `${shape[0]} numbers`;
+    const parts = [
+      layerHeading(layer.name, size),
+      element("p", { className: "layer-note" }, describeLayer(layer, model)),
+      element("div", { className: "legend-slot" }),
+    ];
+    if (layer.kind === "conv" || layer.kind === "pool") {
+      const grid = mapGrid(layer.name, shape[0]);
+      grid.addEventListener("click", (event) => this.clicked(event, layer));
+      parts.push(grid);
+    } else if (layer.name === "logits") {
+      parts.push(logitsTable(classNames));
+    } else {
+      parts.push(element("canvas", { className: "vector", data: { layer: layer.name } }));
     }
+    return parts;
   }
 
-  logitsTable(classNames) {
-    const table = element("div", "logits");
-    classNames.forEach((name, index) => {
-      const cell = element("div", "logit");
-      cell.dataset.class = String(index);
-      cell.append(element("span", "logit-name", name), element("span", "logit-value"));
-      table.append(cell);
-    });
-    return table;
-  }
-
-  draw(layer, disabled, classNames) {
-    const block = this.blocks.get(layer.name);
+  draw(block, layer, disabled, classNames) {
     const scale = layer.scale;
     block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale));
     if (layer.kind === "conv" || layer.kind === "pool") {
@@ -175,10 +186,10 @@ export class LayersView {
     }
   }
 
+  /** Pixels per map of the last pool layer (the features are its maps, one after another). */
   lastPoolSize() {
-    const pools = [...this.blocks.keys()].filter((name) => name.startsWith("pool"));
-    const grid = this.blocks.get(pools[pools.length - 1]);
-    const canvas = grid && grid.querySelector("canvas.map");
+    const pools = this.container.querySelectorAll('section[data-layer^="pool"]');
+    const canvas = pools.length && pools[pools.length - 1].querySelector("canvas.map");
     return canvas ? canvas.width * canvas.height : 0;
   }
 
@@ -197,64 +208,26 @@ export class LayersView {
 
   /** The block of a layer (the arithmetic panel is placed right below the one clicked). */
   block(name) {
-    return this.blocks.get(name);
+    return this.container.querySelector(`section[data-layer="${name}"]`);
   }
 
   /** The frame and canvas of one map, for outlining pixels on it. */
   map(name, channel) {
-    const block = this.blocks.get(name);
+    const block = this.block(name);
     const canvas = block && block.querySelector(`canvas.map[data-channel="${channel}"]`);
     return canvas ? { frame: canvas.parentElement, canvas } : null;
   }
 }
 
-/**
- * A bank of filters (F, C, K, K) as buttons, one per filter, each drawn with its C channels
- * side by side. `onToggle(layer, index)` switches a filter off or on; without it (the training
- * view), the filters are pictures only.
- */
-export function filterBank(layerName, bank, scale, onToggle) {
-  const [count, channels, k] = bank.shape;
-  const grid = element("div", "filter-grid");
-  const cell = filterCellPixels(filterDrawingSize(channels, k).width);
-  for (let index = 0; index < count; index++) {
-    const item = element(onToggle ? "button" : "figure", "filter");
-    item.dataset.layer = layerName;
-    item.dataset.filter = String(index);
-    const canvas = element("canvas", "filter-canvas");
-    drawFilter(canvas, bank.slice(index), scale, cell);
-    item.append(canvas, element("span", "filter-caption", String(index)));
-    if (onToggle) {
-      item.type = "button";
-      item.title = `Switch filter ${index} of ${layerName} off or on`;
-      item.setAttribute("aria-pressed", "false");
-      item.addEventListener("click", () => onToggle(layerName, index));
-    }
-    grid.append(item);
-  }
-  return grid;
-}
-
-/** Redraw a bank built by filterBank with new values (the training view, as filters learn). */
-export function redrawFilterBank(grid, bank, scale) {
-  const [, channels, k] = bank.shape;
-  const cell = filterCellPixels(filterDrawingSize(channels, k).width);
-  grid.querySelectorAll("canvas.filter-canvas").forEach((canvas, index) => {
-    drawFilter(canvas, bank.slice(index), scale, cell);
-  });
-}
-
-/** Show which filters are switched off in a bank built with onToggle. */
-export function markDisabled(grid, off) {
-  grid.querySelectorAll(".filter").forEach((item, index) => {
-    const isOff = off.has(index);
-    item.classList.toggle("off", isOff);
-    item.setAttribute("aria-pressed", String(isOff));
-    item.querySelector(".filter-caption").textContent = isOff ? `${index} · off` : String(index);
-  });
-}
-
-/** Screen pixels per filter weight: a one-channel 5x5 filter is 80 px wide, a wide one less. */
-function filterCellPixels(nativeWidth) {
-  return Math.max(4, Math.min(16, Math.floor(240 / nativeWidth)));
+/** One cell per class, its score (the logit) written on its colour. */
+function logitsTable(classNames) {
+  const cells = classNames.map((name, index) =>
+    element(
+      "div",
+      { className: "logit", data: { class: index } },
+      element("span", { className: "logit-name" }, name),
+      element("span", { className: "logit-value" }),
+    ),
+  );
+  return element("div", { className: "logits" }, ...cells);
 }

@@ -1,18 +1,12 @@
 // Drawing numbers as pictures: maps, filters and vectors on canvases, and their colour scales;
-// and `element`, with which every view builds its parts.
+// and where on a canvas a pointer is, for the views that are clicked or drawn on.
 //
 // One convention everywhere on the page: red is positive, blue negative, white zero, and the
 // strength of the colour is the size of the number relative to the scale, the largest absolute
 // value of the layer (or bank, or gradient) shown. Each canvas holds one pixel per number; CSS
 // enlarges it with `image-rendering: pixelated`, so every number stays a sharp square.
 
-/** A new `tag` element with an optional class and text. */
-export function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { element } from "./element.js";
 
 /** [r, g, b] for `value` on a scale from -scale (blue) through 0 (white) to +scale (red). */
 export function divergingColour(value, scale) {
@@ -33,26 +27,38 @@ export function divergingCss(value, scale) {
  */
 export function drawMap(canvas, map, scale, cssWidth) {
   const [height, width] = map.shape;
-  const pixels = new ImageData(width, height);
-  map.values.forEach((value, i) => {
-    const [r, g, b] = divergingColour(value, scale);
-    pixels.data.set([r, g, b, 255], 4 * i);
-  });
-  setCanvas(canvas, pixels, cssWidth);
+  setCanvas(canvas, divergingPixels(map.values, scale, width, height), cssWidth);
   canvas.dataset.maxAbs = String(map.maxAbs()); // a test hook: a switched-off map is all 0
 }
 
 /** Draw a (28, 28) uint8 Tensor as MNIST shows it: 0 black, 255 white. */
 export function drawGrey(canvas, image, cssWidth) {
+  setCanvas(canvas, greyPixels(image), cssWidth);
+  // A test hook: the sum of the grey levels changes when the image does.
+  canvas.dataset.sum = String(image.values.reduce((sum, level) => sum + level, 0));
+}
+
+/** The pixels of a uint8 (height, width) Tensor as grey levels; `inverted`: 255 - level. */
+export function greyPixels(image, inverted = false) {
   const [height, width] = image.shape;
   const pixels = new ImageData(width, height);
-  let sum = 0;
   image.values.forEach((level, i) => {
-    pixels.data.set([level, level, level, 255], 4 * i);
-    sum += level;
+    const grey = inverted ? 255 - level : level;
+    pixels.data.set([grey, grey, grey, 255], 4 * i);
   });
-  setCanvas(canvas, pixels, cssWidth);
-  canvas.dataset.sum = String(sum); // a test hook: changes when the image does
+  return pixels;
+}
+
+/** `width` x `height` pixels showing `values` in reading order on the diverging scale; any
+ * pixels beyond the values (a short last row) stay white. */
+function divergingPixels(values, scale, width, height) {
+  const pixels = new ImageData(width, height);
+  pixels.data.fill(255);
+  values.forEach((value, i) => {
+    const [r, g, b] = divergingColour(value, scale);
+    pixels.data.set([r, g, b, 255], 4 * i);
+  });
+  return pixels;
 }
 
 // A filter's channels are drawn as tiles, at most this many in a row (then the next row).
@@ -90,15 +96,8 @@ export function drawFilter(canvas, filter, scale, cellPixels) {
 
 /** Draw a vector of numbers as a grid of `columns` cells per row (the last row may be short). */
 export function drawVector(canvas, vector, scale, columns, cellPixels) {
-  const count = vector.values.length;
-  const rows = Math.ceil(count / columns);
-  const pixels = new ImageData(columns, rows);
-  pixels.data.fill(255);
-  vector.values.forEach((value, i) => {
-    const [r, g, b] = divergingColour(value, scale);
-    pixels.data.set([r, g, b, 255], 4 * i);
-  });
-  setCanvas(canvas, pixels, columns * cellPixels);
+  const rows = Math.ceil(vector.values.length / columns);
+  setCanvas(canvas, divergingPixels(vector.values, scale, columns, rows), columns * cellPixels);
 }
 
 function setCanvas(canvas, pixels, cssWidth) {
@@ -116,27 +115,21 @@ function setCanvas(canvas, pixels, cssWidth) {
  * [gradient strip] "this layer: -3.2 (blue) .. 0 (white) .. +3.2 (red)".
  */
 export function scaleLegend(scale, what = "this layer") {
-  const legend = document.createElement("p");
-  legend.className = "legend";
-  const strip = document.createElement("canvas");
-  strip.className = "legend-strip";
   const steps = 64;
-  const pixels = new ImageData(steps, 1);
-  for (let i = 0; i < steps; i++) {
-    const [r, g, b] = divergingColour(((2 * i) / (steps - 1) - 1) * scale, scale);
-    pixels.data.set([r, g, b, 255], 4 * i);
-  }
-  setCanvas(strip, pixels);
-  const text = document.createElement("span");
-  text.className = "legend-text";
+  const strip = element("canvas", { className: "legend-strip" });
+  const from = Array.from({ length: steps }, (_, i) => ((2 * i) / (steps - 1) - 1) * scale);
+  setCanvas(strip, divergingPixels(from, scale, steps, 1));
   const range = formatNumber(scale);
-  text.textContent =
+  const text =
     scale > 0
       ? `${what}: -${range} (blue) .. 0 (white) .. +${range} (red)`
       : `${what}: all zero (white)`;
-  legend.dataset.scale = String(scale);
-  legend.append(strip, text);
-  return legend;
+  return element(
+    "p",
+    { className: "legend", data: { scale } },
+    strip,
+    element("span", { className: "legend-text" }, text),
+  );
 }
 
 /** A number short enough for a label: 3 significant digits, no exponent for everyday sizes. */
@@ -148,12 +141,19 @@ export function formatNumber(value) {
   return value.toExponential(1);
 }
 
-/** Where on a map (row, column) a click fell, from the canvas's shown size. */
-export function pixelAt(event, canvas) {
+/** Where a pointer event fell on a canvas: [x, y] as fractions (0..1) of its shown size. */
+export function pointerPosition(event, canvas) {
   // Measured inside the canvas's border (clientLeft/Top), over its shown content size.
   const box = canvas.getBoundingClientRect();
-  const x = (event.clientX - box.left - canvas.clientLeft) / canvas.clientWidth;
-  const y = (event.clientY - box.top - canvas.clientTop) / canvas.clientHeight;
+  return [
+    (event.clientX - box.left - canvas.clientLeft) / canvas.clientWidth,
+    (event.clientY - box.top - canvas.clientTop) / canvas.clientHeight,
+  ];
+}
+
+/** Where on a map (row, column) a click fell, from the canvas's shown size. */
+export function pixelAt(event, canvas) {
+  const [x, y] = pointerPosition(event, canvas);
   const column = Math.floor(x * canvas.width);
   const row = Math.floor(y * canvas.height);
   return {
@@ -167,12 +167,15 @@ export function pixelAt(event, canvas) {
  * the frame around its canvas, e.g. the pixel clicked or the window it came from.
  */
 export function markPixels(frame, canvas, box, className) {
-  const mark = document.createElement("div");
-  mark.className = `mark ${className}`;
-  mark.style.left = `${(100 * box.left) / canvas.width}%`;
-  mark.style.top = `${(100 * box.top) / canvas.height}%`;
-  mark.style.width = `${(100 * box.width) / canvas.width}%`;
-  mark.style.height = `${(100 * box.height) / canvas.height}%`;
+  const mark = element("div", {
+    className: `mark ${className}`,
+    style: {
+      left: `${(100 * box.left) / canvas.width}%`,
+      top: `${(100 * box.top) / canvas.height}%`,
+      width: `${(100 * box.width) / canvas.width}%`,
+      height: `${(100 * box.height) / canvas.height}%`,
+    },
+  });
   frame.append(mark);
   return mark;
 }

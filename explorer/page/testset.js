@@ -3,7 +3,8 @@
 // the most confident mistakes are the digits it got wrong while being surest of itself.
 // Clicking a mistake (or a cell that has one) loads that digit into the explorer.
 
-import { drawGrey, element } from "./maps.js";
+import { element } from "./element.js";
+import { drawGrey } from "./maps.js";
 
 export class TestSetView {
   /**
@@ -41,33 +42,25 @@ export class TestSetView {
     this.showMistakes(report.mistakes, classNames);
   }
 
-  /** Which test digit a cell loads: the server's example for the cell when it sends one
-   * (report.examples[true][predicted]), otherwise the cell's most confident listed mistake. */
-  cellExamples(report) {
-    if (Array.isArray(report.examples)) return report.examples;
-    const size = report.confusion.length;
-    const examples = Array.from({ length: size }, () => new Array(size).fill(null));
-    for (const mistake of report.mistakes) {
-      examples[mistake.true][mistake.predicted] ??= mistake.index; // most confident first
-    }
-    return examples;
-  }
-
+  /** The matrix: one row per true class, one column per answer. A cell with images loads
+   * the server's example for it (report.examples[true][predicted], its most confident one). */
   showMatrix(report, classNames) {
-    const examples = this.cellExamples(report);
-    const head = element("tr");
-    head.append(element("th", "corner", "true ↓  answer →"));
-    for (const name of classNames) head.append(element("th", "column-name", name));
+    const head = element(
+      "tr",
+      {},
+      element("th", { className: "corner" }, "true ↓  answer →"),
+      ...classNames.map((name) => element("th", { className: "column-name" }, name)),
+    );
     const rows = [head];
     report.confusion.forEach((counts, trueClass) => {
       const total = counts.reduce((a, b) => a + b, 0) || 1;
-      const tr = element("tr");
-      tr.append(element("th", "row-name", classNames[trueClass]));
+      const tr = element("tr", {}, element("th", { className: "row-name" }, classNames[trueClass]));
       counts.forEach((count, predicted) => {
-        const td = element("td", "count", String(count));
-        td.dataset.true = String(trueClass);
-        td.dataset.predicted = String(predicted);
-        td.dataset.count = String(count);
+        const td = element(
+          "td",
+          { className: "count", data: { true: trueClass, predicted, count } },
+          String(count),
+        );
         const right = trueClass === predicted;
         // Share of the row: the diagonal in green (right), other cells in orange (mistakes).
         const share = count / total;
@@ -78,10 +71,10 @@ export class TestSetView {
             ? `rgba(230, 126, 34, ${0.1 + 0.7 * strength})`
             : "";
         td.classList.toggle("zero", count === 0);
-        const example = examples[trueClass][predicted];
+        const example = report.examples[trueClass][predicted]; // null: the cell is empty
         const what = outcome(classNames, trueClass, predicted);
         td.title = `${count} × ${what}`;
-        if (example !== null && example !== undefined && count > 0) {
+        if (example !== null) {
           td.classList.add("clickable");
           td.dataset.index = String(example);
           td.title += ": click to load one";
@@ -99,20 +92,24 @@ export class TestSetView {
   showMistakes(mistakes, classNames) {
     this.mistakes.replaceChildren(
       ...mistakes.map((mistake) => {
-        const button = element("button", "mistake");
-        button.type = "button";
-        button.dataset.index = String(mistake.index);
-        button.dataset.true = String(mistake.true);
-        button.dataset.predicted = String(mistake.predicted);
-        const canvas = element("canvas", "thumbnail");
+        const canvas = element("canvas", { className: "thumbnail" });
         drawGrey(canvas, mistake.image, 56);
         const percent = Math.round(100 * mistake.probability);
         const caption = `${classNames[mistake.true]} → ${classNames[mistake.predicted]}`;
-        button.append(canvas, element("span", "mistake-caption", caption));
-        button.append(element("span", "mistake-probability", `${percent}%`));
         const happened = outcome(classNames, mistake.true, mistake.predicted);
         const what = `test digit #${mistake.index}: ${happened}`;
-        button.title = `${what} with ${percent}%`;
+        const button = element(
+          "button",
+          {
+            className: "mistake",
+            type: "button",
+            title: `${what} with ${percent}%`,
+            data: { index: mistake.index, true: mistake.true, predicted: mistake.predicted },
+          },
+          canvas,
+          element("span", { className: "mistake-caption" }, caption),
+          element("span", { className: "mistake-probability" }, `${percent}%`),
+        );
         button.addEventListener("click", () => this.onLoad(mistake.index, what));
         return button;
       }),

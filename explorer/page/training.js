@@ -4,34 +4,12 @@
 // of each layer's health. The run is the training program's own train(); see live_training.py.
 
 import { decodeArrays, postJSON } from "./api.js";
-import { element, formatNumber, scaleLegend } from "./maps.js";
-import { drawMapGrid, filterBank, mapFigure, redrawFilterBank } from "./layers.js";
+import { element } from "./element.js";
+import { filterBank, redrawFilterBank } from "./filters.js";
+import { drawMapGrid, layerBlocks, mapGrid } from "./layers.js";
+import { formatNumber, scaleLegend } from "./maps.js";
 
 const COLOURS = { train: "#1f5f8b", validation: "#d9822b" };
-
-/**
- * One block per layer in `container`, each a <section class="layer" data-layer> with its name
- * as a heading and what `fill(name, block)` adds. Built again only when the layers' shapes
- * change (a new network); every event redraws into the same blocks.
- * @returns {[string, HTMLElement][]}  each layer's name and block
- */
-function layerBlocks(container, arrays, fill) {
-  const names = Object.keys(arrays);
-  const shape = names.map((name) => arrays[name].shape.join("x")).join(";");
-  if (container.dataset.shape !== shape) {
-    container.dataset.shape = shape;
-    container.replaceChildren(
-      ...names.map((name) => {
-        const block = element("section", "layer");
-        block.dataset.layer = name;
-        block.append(element("h3", "", name));
-        fill(name, block);
-        return block;
-      }),
-    );
-  }
-  return names.map((name) => [name, container.querySelector(`[data-layer="${name}"]`)]);
-}
 
 export class TrainingView {
   /**
@@ -115,7 +93,7 @@ export class TrainingView {
   handle(event) {
     this.eventsSeen += 1;
     if (event.type === "started") {
-      const c = event.mode_config;
+      const c = event.settings;
       const images = c.limit ? `${c.limit.toLocaleString("en")} images` : "all training images";
       this.showingRun = true;
       this.curves = emptyCurves();
@@ -201,10 +179,11 @@ export class TrainingView {
 
   /** The filters as they learn: built once per network shape, redrawn on every event. */
   showFilters(filters) {
-    const blocks = layerBlocks(this.filters, filters, (name, block) => {
-      block.append(element("div", "legend-slot"));
-      block.append(filterBank(name, filters[name], filters[name].maxAbs()));
-    });
+    const blocks = layerBlocks(this.filters, filters, (name, bank) => [
+      element("h3", {}, name),
+      element("div", { className: "legend-slot" }),
+      filterBank(name, bank, bank.maxAbs()),
+    ]);
     for (const [name, block] of blocks) {
       const scale = filters[name].maxAbs();
       block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale, "this bank"));
@@ -214,13 +193,11 @@ export class TrainingView {
 
   /** One test digit's maps at every conv and pool layer, as the network sees it right now. */
   showMaps(maps) {
-    const blocks = layerBlocks(this.maps, maps, (name, block) => {
-      const grid = element("div", "map-grid");
-      for (let channel = 0; channel < maps[name].shape[0]; channel++) {
-        grid.append(mapFigure(`train-${name}`, channel, String(channel)));
-      }
-      block.append(element("div", "legend-slot"), grid);
-    });
+    const blocks = layerBlocks(this.maps, maps, (name, layerMaps) => [
+      element("h3", {}, name),
+      element("div", { className: "legend-slot" }),
+      mapGrid(`train-${name}`, layerMaps.shape[0]),
+    ]);
     for (const [name, block] of blocks) {
       const scale = maps[name].maxAbs();
       block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale));
@@ -230,33 +207,35 @@ export class TrainingView {
 
   showHealth(deadFraction, updateRatio) {
     const names = [...new Set([...Object.keys(deadFraction), ...Object.keys(updateRatio)])];
-    const head = element("tr");
-    head.append(
-      element("th", "", "layer"),
-      element("th", "", "dead ReLUs"),
-      element("th", "", "update / weight per step"),
+    const head = element(
+      "tr",
+      {},
+      element("th", {}, "layer"),
+      element("th", {}, "dead ReLUs"),
+      element("th", {}, "update / weight per step"),
     );
     const rows = names.map((name) => {
-      const tr = element("tr");
-      tr.dataset.layer = name;
       const dead = deadFraction[name];
       const ratio = updateRatio[name];
       const deadCell = element(
         "td",
-        "dead",
+        { className: "dead" },
         dead === undefined ? "–" : `${(100 * dead).toFixed(1)}%`,
       );
       // The figures the event carries, kept exact for a reader (and tests) to check.
       if (dead !== undefined) deadCell.dataset.value = String(dead);
-      const ratioCell = element("td", "ratio", ratio === undefined ? "–" : formatNumber(ratio));
+      const ratioCell = element(
+        "td",
+        { className: "ratio" },
+        ratio === undefined ? "–" : formatNumber(ratio),
+      );
       if (ratio !== undefined) {
         ratioCell.dataset.value = String(ratio);
         // Far from 1e-3 either way is worth a look: say so beside the number.
-        if (ratio < 1e-5) ratioCell.append(element("span", "hint", " barely moving"));
-        if (ratio > 1e-2) ratioCell.append(element("span", "hint", " moving fast"));
+        const hint = ratio < 1e-5 ? " barely moving" : ratio > 1e-2 ? " moving fast" : null;
+        if (hint) ratioCell.append(element("span", { className: "hint" }, hint));
       }
-      tr.append(element("th", "", name), deadCell, ratioCell);
-      return tr;
+      return element("tr", { data: { layer: name } }, element("th", {}, name), deadCell, ratioCell);
     });
     this.health.replaceChildren(head, ...rows);
   }

@@ -3,8 +3,9 @@
 // the score would change if that pixel (or activation) grew a little: the same numbers the
 // backward pass uses to train the network, asked about one class instead of the loss.
 
-import { drawGrey, drawMap, element, scaleLegend } from "./maps.js";
-import { drawMapGrid, mapFigure } from "./layers.js";
+import { element } from "./element.js";
+import { drawMapGrid, layerBlocks, layerHeading, mapGrid } from "./layers.js";
+import { drawGrey, drawMap, scaleLegend } from "./maps.js";
 
 export class WhyView {
   /**
@@ -16,6 +17,7 @@ export class WhyView {
     this.onPick = onPick;
     this.picker = root.querySelector("#why-classes");
     this.question = root.querySelector("#why-question");
+    this.message = root.querySelector("#why-message");
     this.imageCanvas = root.querySelector("#why-image");
     this.gradientCanvas = root.querySelector("#why-gradient");
     this.inputLegend = root.querySelector("#why-input-legend");
@@ -27,15 +29,22 @@ export class WhyView {
     this.classNames = classNames;
     this.picker.replaceChildren(
       ...classNames.map((name, index) => {
-        const button = element("button", "why-class", name);
-        button.type = "button";
-        button.dataset.class = String(index);
+        const button = element(
+          "button",
+          { className: "why-class", type: "button", data: { class: index } },
+          name,
+        );
         button.addEventListener("click", () => this.onPick(index));
         return button;
       }),
     );
     this.stages.replaceChildren();
     delete this.stages.dataset.shape; // a new model: the stage blocks are built again
+  }
+
+  /** The server's one line when it could not answer; the pictures stay as they were. */
+  showError(text) {
+    this.message.textContent = text;
   }
 
   clear() {
@@ -45,6 +54,7 @@ export class WhyView {
 
   /** Draw /api/gradient's answer; `image` is the 28x28 image it is about. */
   show(gradient, image, predicted) {
+    this.message.textContent = "";
     this.root.classList.remove("empty");
     const name = this.classNames[gradient.class];
     this.question.textContent =
@@ -64,32 +74,16 @@ export class WhyView {
       scaleLegend(inputScale, "change of the score per unit of ink"),
     );
 
-    // One block per stage's pooled maps, built once per network shape.
-    const names = Object.keys(gradient.pooled);
-    const shape = names.map((n) => gradient.pooled[n].shape.join("x")).join(";");
-    if (this.stages.dataset.shape !== shape) {
-      this.stages.dataset.shape = shape;
-      this.stages.replaceChildren(
-        ...names.map((stage) => {
-          const block = element("section", "layer");
-          block.dataset.layer = stage;
-          const maps = gradient.pooled[stage];
-          const heading = element("h3", "", `d score / d ${stage}`);
-          heading.append(element("span", "dims", `${maps.shape[0]} maps`));
-          const grid = element("div", "map-grid");
-          for (let channel = 0; channel < maps.shape[0]; channel++) {
-            grid.append(mapFigure(`why-${stage}`, channel, String(channel)));
-          }
-          block.append(heading, element("div", "legend-slot"), grid);
-          return block;
-        }),
-      );
-    }
-    for (const stage of names) {
-      const block = this.stages.querySelector(`[data-layer="${stage}"]`);
+    // One block per stage's pooled maps.
+    const blocks = layerBlocks(this.stages, gradient.pooled, (stage, maps) => [
+      layerHeading(`d score / d ${stage}`, `${maps.shape[0]} maps`),
+      element("div", { className: "legend-slot" }),
+      mapGrid(`why-${stage}`, maps.shape[0]),
+    ]);
+    for (const [stage, block] of blocks) {
       const maps = gradient.pooled[stage];
       const scale = maps.maxAbs();
-      block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale, `this layer`));
+      block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale, "this layer"));
       drawMapGrid(block.querySelector(".map-grid"), maps, scale);
     }
   }
