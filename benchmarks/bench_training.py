@@ -391,8 +391,8 @@ class SideProcess:
     """One side of the comparison in a Python process of its own, answering timing requests.
 
     Why not one process: TensorFlow's thread pool keeps spinning for a while after the Keras side
-    works, and in the same process NumPy's BLAS threads then wait for cores. On a 2-core machine
-    the from-scratch side measured up to 30x slower right after a Keras step than alone, a cost
+    works, and in the same process NumPy's BLAS threads then wait for cores: on a 2-core machine
+    the from-scratch side measured many times slower right after a Keras step than alone, a cost
     no user pays. A process of its own runs each side as a user runs it, yet the sides still
     take turns in the same run.
     """

@@ -276,8 +276,11 @@ def check_settings(impl: str, dtype: Any, seed: Any, threads: Any) -> None:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
 
 
-def as_finite_array(cnn: SimpleCNN, x: ArrayLike, name: str) -> np.ndarray:
-    """x as an array of the network's dtype, refused if complex, not numeric, or not finite."""
+def as_finite_array(
+    cnn: SimpleCNN, x: ArrayLike, name: str, not_finite: type[ValueError] = ValueError
+) -> np.ndarray:
+    """x as an array of the network's dtype, refused if complex, not numeric, or not finite
+    (raising ``not_finite``, a kind of ValueError, in that last case)."""
     x = np.asarray(x)
     if np.iscomplexobj(x):
         raise ValueError(
@@ -290,11 +293,11 @@ def as_finite_array(cnn: SimpleCNN, x: ArrayLike, name: str) -> np.ndarray:
         cast = x.astype(cnn.dtype, copy=False)
     if not np.isfinite(cast).all():
         if cast is not x and np.isfinite(x).all():
-            raise ValueError(
+            raise not_finite(
                 f"{name} has values up to {float(np.abs(x).max()):.3g}, beyond "
                 f"{cnn.dtype.name}'s range; expected values that fit in {cnn.dtype.name}"
             )
-        raise ValueError(f"{name} contains NaN or infinity; expected finite values")
+        raise not_finite(f"{name} contains NaN or infinity; expected finite values")
     return cast
 
 
@@ -393,8 +396,9 @@ def check_d_out(cnn: SimpleCNN, d_out: ArrayLike) -> np.ndarray:
 def check_gradient(
     cnn: SimpleCNN, d_out: ArrayLike, expected_shape: tuple, name: str
 ) -> np.ndarray:
-    """A finite gradient shaped like the output it belongs to."""
-    d_out = as_finite_array(cnn, d_out, name)
+    """A finite gradient shaped like the output it belongs to (NaN or infinity in it is
+    NonFiniteGradientsError: a training loop stops on it as on one that backward() computed)."""
+    d_out = as_finite_array(cnn, d_out, name, NonFiniteGradientsError)
     if d_out.shape != tuple(expected_shape):
         raise ValueError(
             f"{name} must have shape {tuple(expected_shape)} (the forward output's), "

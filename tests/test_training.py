@@ -256,6 +256,29 @@ def test_gradients_that_overflow_stop_training_like_a_non_finite_loss(tmp_path):
     assert load_model(tmp_path / "model.npz").epoch == 1
 
 
+@pytest.mark.parametrize("spoiled", ["loss", "d_features"])
+def test_a_loss_or_its_gradient_that_is_nan_stops_training(tmp_path, spoiled):
+    # Checked once per step: the loss in train_step, the gradient where SimpleCNN.backward
+    # takes it. Either stops the run with the same message, before a filter moves.
+    def spoil_the_head_step(model, epoch, step):
+        if (epoch, step) == (2, 5):
+            head_step = model.head_step
+
+            def nan(features, labels):
+                loss, correct, d_features, head_gradients = head_step(features, labels)
+                if spoiled == "loss":
+                    return loss * np.nan, correct, d_features, head_gradients
+                return loss, correct, d_features * np.nan, head_gradients
+
+            model.head_step = nan
+
+    with pytest.raises(
+        driver.NonFiniteLossError, match="epoch 2, step 6.*keeps the end of epoch 1"
+    ):
+        driver.train(quick_config(tmp_path, limit=1000), on_step=spoil_the_head_step)
+    assert load_model(tmp_path / "model.npz").epoch == 1
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # adam.py's, expected
 def test_an_optimizer_state_that_overflows_stops_training_like_a_non_finite_loss(tmp_path):
     # Gradients near 1e22 are finite, but Adam's running mean of their squares is not, and the
@@ -457,6 +480,21 @@ def test_main_quiet_prints_only_the_test_accuracy(tmp_path, capsys):
     assert driver.main([*argv, "--history", str(history_path)]) == 0
     accuracy = json.loads(history_path.read_text())["test_accuracy"]
     assert capsys.readouterr().out == f"Test accuracy: {accuracy:.4f}\n"
+
+
+def test_the_last_lines_say_what_to_try_next_with_the_model_saved(tmp_path, capsys):
+    model_path = tmp_path / "model.npz"
+    argv = ["--limit", "300", "--epochs", "1", "--save", str(model_path)]
+    assert driver.main(argv) == 0
+    *_, accuracy, predict, explore = capsys.readouterr().out.splitlines()
+    assert accuracy.startswith("Test accuracy: ")
+    assert predict.endswith(f"python predict_digit.py --model {model_path} IMAGE")
+    assert explore.endswith(f"python explore.py --model {model_path}")
+    # Resumed without --save, the run saved to the file it resumed: the commands name it.
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(model_path.read_bytes())
+    assert driver.main(["--resume", str(copy)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"python explore.py --model {copy}")
 
 
 def test_main_turns_a_damaged_resume_file_into_one_line(tmp_path):

@@ -1,8 +1,8 @@
 """A run's history: one record per finished epoch, as Keras' ``History`` keeps it, and its file.
 
-    {"epochs": [{"epoch": 1, "seconds": 21.3, "loss": 0.31, "accuracy": 0.90,
-                 "val_loss": 0.09, "val_accuracy": 0.97}, ...],
-     "test_loss": 0.05, "test_accuracy": 0.98}
+    {"epochs": [{"epoch": 1, "seconds": ..., "loss": ..., "accuracy": ...,
+                 "val_loss": ..., "val_accuracy": ...}, {"epoch": 2, ...}, ...],
+     "test_loss": ..., "test_accuracy": ...}
 
 The trainer writes it (``--history FILE``; the records go into the model file too); the model
 file, the plots and the trainer (before it overwrites a file) read it back. What a history may

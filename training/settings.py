@@ -134,6 +134,16 @@ class TrainConfig:
         except ValueError as error:
             raise ConfigError(f"--filters/--kernel-size/--padding: {error}") from None
 
+    def saves_model(self) -> bool:
+        """Whether the run writes a model file."""
+        return bool(self.save_path) and not self.no_save
+
+    def model_path(self) -> str | None:
+        """Where the run's model file goes: --save, or, resuming without it, the file resumed."""
+        if self.resume_path and "save_path" not in self.changed_fields():
+            return self.resume_path
+        return self.save_path
+
     def changed_fields(self) -> frozenset[str]:
         """The fields given explicitly, or (``changed`` None) those unlike the defaults."""
         if self.changed is not None:
@@ -299,8 +309,7 @@ def resumed_config(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
                 "without --resume"
             )
         values[name] = saved_value
-    if "save_path" not in changed:
-        values["save_path"] = config.resume_path  # a resumed run keeps saving where it was
+    values["save_path"] = config.model_path()  # without --save, where it was
     return TrainConfig(**values, changed=config.changed)
 
 
