@@ -13,6 +13,7 @@ of a second instead of waiting seconds for TensorFlow. The tests prove this head
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from download_mnist import FASHION_LABELS
 from plumbing import process_tuning
+from plumbing.checks import as_path
 from simple_cnn import NonFiniteFeaturesError, SimpleCNN
 from training.model_file import ModelFileError, SavedModel, load_model
 
@@ -144,6 +146,7 @@ class Classifier:
             (weights so large that the numbers overflow).
         """
         images = self._check_images(images)
+        _check_batch_size(batch_size)
         logits = np.empty((len(images), len(self.class_names)), np.float32)
         # BLAS on one thread, the head's products too: its own threads, left spinning after a
         # product, would slow the next batch's conv threads far more than they save.
@@ -165,7 +168,15 @@ class Classifier:
         return self.logits(images).argmax(axis=1)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on uint8 images (N, H, W) and labels (N,)."""
+        """Mean cross-entropy and accuracy on uint8 images (N, H, W) and labels (N,).
+
+        Raises
+        ------
+        ValueError
+            No images, or labels that are not one class index (0 .. classes - 1) per image.
+        """
+        images = self._check_images(images)
+        labels = self._check_labels(labels, len(images))
         logits = self.logits(images)
         return cross_entropy(logits, labels), float((logits.argmax(axis=1) == labels).mean())
 
@@ -184,6 +195,27 @@ class Classifier:
             "diverged; train it again"
         )
 
+    def _check_labels(self, labels: np.ndarray, count: int) -> np.ndarray:
+        """``labels`` as an integer array (count,) of class indices, or a ValueError saying how
+        they differ from that (a label of -1 would silently count as the last class)."""
+        classes = len(self.class_names)
+        expected = f"one class index (0 to {classes - 1}) per image"
+        labels = np.asarray(labels)
+        if count == 0:
+            raise ValueError("there are no images to evaluate; give at least one image")
+        if labels.shape != (count,):
+            hint = "; flatten them with labels.ravel()" if labels.size == count else ""
+            raise ValueError(
+                f"labels must have shape ({count},), {expected}, got shape {labels.shape}{hint}"
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers, {expected}, got dtype {labels.dtype}")
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(
+                f"labels must be {expected}, got values from {labels.min()} to {labels.max()}"
+            )
+        return labels
+
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         image_shape = self.cnn.input_shape[1:]
@@ -195,6 +227,13 @@ class Classifier:
         if images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (0-255), got {images.dtype}")
         return images
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
 
 
 def largest_output_bound(
@@ -285,4 +324,5 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         One line naming the file: missing, damaged, not a SimpleCNN model, or a model whose
         outputs can overflow (NonFiniteOutputError).
     """
-    return classifier_from_saved(load_model(path), source=os.fspath(path))
+    path = as_path(path, "the model file")
+    return classifier_from_saved(load_model(path), source=path)

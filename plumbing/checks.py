@@ -7,6 +7,7 @@ count?" needs one more test than ``isinstance``; it is written here once.
 from __future__ import annotations
 
 import math
+import os
 
 
 def is_int(value: object) -> bool:
@@ -17,3 +18,11 @@ def is_int(value: object) -> bool:
 def is_finite_number(value: object) -> bool:
     """True for an int or float (not a bool) that is neither infinite nor NaN."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_path(value: object, what: str) -> str:
+    """``value`` as a path string: a str, bytes or os.PathLike (pathlib.Path) is one; anything
+    else gets a ValueError naming ``what`` ("the model file") and what was given."""
+    if isinstance(value, str | bytes | os.PathLike):
+        return os.fsdecode(value)
+    raise ValueError(f"{what} must be a path (a str or a pathlib.Path), got {type(value).__name__}")

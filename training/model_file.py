@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from plumbing.atomic_write import write_atomically
-from plumbing.checks import is_finite_number, is_int
+from plumbing.checks import as_path, is_finite_number, is_int
 from plumbing.npy_header import MAX_HEADER_BYTES, NpyHeaderError, read_npy_header
 from simple_cnn import plan_stages
 from training import settings
@@ -163,8 +163,10 @@ def load_model(path: str | os.PathLike) -> SavedModel:
     ------
     ModelFileError
         One line naming the file: it is missing, unreadable, damaged, not a SimpleCNN model,
-        or holds a setting, shape or number that cannot be right.
+        or holds a setting, shape or number that cannot be right. A ValueError when ``path``
+        is not a path at all.
     """
+    path = as_path(path, "the model file")
     try:
         with _open_archive(path) as archive:
             return _read_model(_Members(archive, path))
