@@ -320,11 +320,12 @@ class SimpleCNN:
     @staticmethod
     def relu(x: np.ndarray) -> np.ndarray:
         """max(0, x), elementwise; any shape."""
-        return np.maximum(x, 0)
+        return np.maximum(network_guard.real_array(x, "relu"), 0)
 
     @staticmethod
     def relu_derivative(x: np.ndarray) -> np.ndarray:
         """1 where x > 0, else 0 (at exactly 0 the derivative is taken as 0); same shape, dtype."""
+        x = network_guard.real_array(x, "relu_derivative")
         return (x > 0).astype(x.dtype)
 
     @staticmethod
@@ -333,12 +334,16 @@ class SimpleCNN:
 
         Not used by forward(): the dense head (Keras) turns features into logits and probabilities.
         """
+        x = network_guard.real_array(x, "softmax")
         exps = np.exp(x - np.max(x, axis=-1, keepdims=True))  # shifting avoids overflow
         return exps / np.sum(exps, axis=-1, keepdims=True)
 
     @staticmethod
     def flatten(x: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C * H * W), channel-major: all of channel 0, then channel 1, ..."""
+        x = network_guard.real_array(x, "flatten")
+        if x.ndim < 2:
+            raise ValueError(f"flatten takes a batch (N, ...), got shape {x.shape}")
         return x.reshape(x.shape[0], -1)
 
     # ----------------------------------------------------------------------------------------
@@ -405,7 +410,8 @@ class SimpleCNN:
 
     def set_filters(self, index: int, value: np.ndarray) -> None:
         """Replace stage ``index``'s filters by ``value``, checked for shape and cast to dtype."""
-        shape = self._stage_filters(index).shape
+        index = network_guard.check_stage_index(self, index)
+        shape = self.filters[index].shape
         value = network_guard.as_finite_array(self, value, f"conv{index + 1} filters")
         if value.shape != shape:
             raise ValueError(f"conv{index + 1} filters must have shape {shape}, got {value.shape}")

@@ -276,6 +276,30 @@ def check_settings(impl: str, dtype: Any, seed: Any, threads: Any) -> None:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
 
 
+def real_array(x: ArrayLike, layer: str) -> np.ndarray:
+    """x as an array of real numbers for a layer used on its own (relu, softmax, ...); only
+    its dtype is looked at, so it costs nothing inside forward()."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise ValueError(f"{layer} takes an array of real numbers, got dtype {x.dtype}")
+    return x
+
+
+def check_stage_index(cnn: SimpleCNN, index: Any) -> int:
+    """A stage's index, 0 for the first: an integer below the number of stages."""
+    stages = len(cnn.stages)
+    if (
+        not isinstance(index, numbers.Integral)
+        or isinstance(index, bool)
+        or not 0 <= index < stages
+    ):
+        raise ValueError(
+            f"the stage index must be 0 to {stages - 1} (this network has {stages} "
+            f"stage{'s' if stages > 1 else ''}), got {index!r}"
+        )
+    return int(index)
+
+
 def as_finite_array(
     cnn: SimpleCNN, x: ArrayLike, name: str, not_finite: type[ValueError] = ValueError
 ) -> np.ndarray:
@@ -310,6 +334,12 @@ def check_input(cnn: SimpleCNN, x: ArrayLike) -> np.ndarray:
             "for 0-255 images pass x / 255 (inference.images_to_input does that)"
         )
     x = as_finite_array(cnn, x, "input")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"input pixels range from {float(x.min()):.4g} to {float(x.max()):.4g}, but "
+            "SimpleCNN takes pixels scaled to [0, 1]; for 0-255 images pass x / 255 "
+            "(inference.images_to_input does that)"
+        )
     if x.shape == cnn.input_shape:
         x = x[np.newaxis]  # one image is a batch of one
     if x.ndim != 4 or x.shape[1:] != cnn.input_shape or x.shape[0] == 0:

@@ -286,6 +286,28 @@ def test_setting_filters_checks_their_shape():
         cnn.conv2_filters = np.ones((16, 6, 3, 3))
 
 
+@pytest.mark.parametrize("index", [2, 5, -1, "0", 1.0, True, None])
+def test_set_filters_takes_only_the_index_of_a_stage(index):
+    cnn = SimpleCNN(seed=0)
+    before = [filters.copy() for filters in cnn.filters]
+    with pytest.raises(ValueError) as excinfo:
+        cnn.set_filters(index, np.zeros((16, 6, 5, 5)))
+    assert one_line(excinfo) == (
+        f"the stage index must be 0 to 1 (this network has 2 stages), got {index!r}"
+    )
+    for filters, previous in zip(cnn.filters, before, strict=True):
+        np.testing.assert_array_equal(filters, previous)  # -1 no longer replaces the last
+    cnn.set_filters(np.int64(1), np.zeros((16, 6, 5, 5)))
+    assert not cnn.filters[1].any()
+
+
+@pytest.mark.parametrize("layer", ["relu", "relu_derivative", "softmax", "flatten"])
+@pytest.mark.parametrize("value", ["abc", np.array([["a", "b"]]), np.ones((2, 3)) * 1j])
+def test_the_small_layers_refuse_what_is_not_real_numbers(layer, value):
+    with pytest.raises(ValueError, match=f"^{layer} takes an array of real numbers, got dtype"):
+        getattr(SimpleCNN, layer)(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # The stateless routes: features() and gradients()
 
@@ -417,12 +439,30 @@ def test_complex_input_is_refused():
 
 
 @pytest.mark.parametrize("method", ["forward", "features"])
-def test_input_so_large_the_features_overflow_is_refused(method):
+def test_filters_so_large_the_features_overflow_are_refused(method):
     cnn = SimpleCNN(seed=0)
-    x = np.full((2, 1, 28, 28), 3e38, np.float32)
+    cnn.set_filters(0, np.full(cnn.filters[0].shape, 3e37, np.float32))
+    cnn.set_filters(1, np.full(cnn.filters[1].shape, 3e37, np.float32))
+    x = np.full((2, 1, 28, 28), 1.0, np.float32)
     with pytest.raises(NonFiniteFeaturesError) as excinfo:
         getattr(cnn, method)(x)
-    assert "overflowed float32" in one_line(excinfo) and "3e+38" in one_line(excinfo)
+    assert "overflowed float32" in one_line(excinfo) and "3e+37" in one_line(excinfo)
+
+
+@pytest.mark.parametrize("method", ["forward", "features", "gradients", "feature_maps"])
+@pytest.mark.parametrize(
+    ("low", "high"), [(0.0, 255.0), (-0.5, 0.5), (0.0, 3e38)], ids=["0-255", "negative", "huge"]
+)
+def test_pixels_outside_0_to_1_get_the_same_hint_as_integer_images(method, low, high):
+    cnn = SimpleCNN(seed=0)
+    x = np.linspace(low, high, 2 * 28 * 28, dtype=np.float32).reshape(2, 1, 28, 28)
+    arguments = (x, np.ones((2, cnn.num_features), np.float32)) if method == "gradients" else (x,)
+    with pytest.raises(ValueError) as excinfo:
+        getattr(cnn, method)(*arguments)
+    assert one_line(excinfo) == (
+        f"input pixels range from {low:.4g} to {high:.4g}, but SimpleCNN takes pixels scaled to "
+        "[0, 1]; for 0-255 images pass x / 255 (inference.images_to_input does that)"
+    )
 
 
 @pytest.mark.parametrize("learning_rate", [float("nan"), float("inf"), -0.1, "0.1", None, True])
