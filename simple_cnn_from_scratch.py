@@ -67,8 +67,9 @@ from training.messages import (
     what_next,
 )
 from training.model_file import ADAM_SETTINGS, ModelFileError, SavedModel, load_model, save_model
+from training.options import parse_args
 from training.output_files import check_outputs
-from training.settings import ConfigError, TrainConfig, parse_args
+from training.settings import ConfigError, TrainConfig
 from training.stopping import (
     StopRequest,
     TrainingInterrupted,

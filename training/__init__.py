@@ -1,7 +1,8 @@
 """What the training program needs besides the network. ``simple_cnn_from_scratch.py`` is the
 program itself (data, model, step, loop); start there. Here, one job per module:
 
-    settings.py       TrainConfig, its checks, resuming, and the command line
+    settings.py       TrainConfig: the settings, their checks, and resuming
+    options.py        the command line, built from TrainConfig
     keras_head.py     the dense head in Keras, its optimizer and its compiled step
     model_file.py     the .npz model file: saving, and loading with every member checked
     history.py        the per-epoch records (like Keras' History) and the --history file

@@ -1,4 +1,4 @@
-"""The settings of a training run: one dataclass with the defaults, and the command line.
+"""The settings of a training run: one dataclass with the defaults, checked, and resuming.
 
     TrainConfig()                                   # the default run: LeNet-5 on MNIST, 6 epochs
     TrainConfig(num_filters=(32, 64), kernel_sizes=(3,), paddings=("valid",), hidden=(),
@@ -11,27 +11,25 @@ line, a notebook, or the settings stored in a model file (``check_saved_settings
 run is "the saved settings plus what you changed, checked" (``resumed_config``): the fields that
 define a run (the seed, the data, the network, the learning-rate schedule) cannot change, or it
 would no longer be that run; ``epochs`` may grow; the rest (where to save, what to print) is free.
+The command line is built from the dataclass in ``training/options.py``.
 
 Imports only the standard library, NumPy and simple_cnn: ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from plumbing.atomic_write import FileWriteError, check_writable
 from plumbing.checks import is_finite_number, is_int
-from plumbing.command_line import ArgumentParser
 from simple_cnn import LENET_PADDINGS, Stage, per_stage_mismatch, plan_stages
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
@@ -303,8 +301,8 @@ def resumed_config(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
         saved_value = getattr(saved_config, name)
         if name in changed and getattr(config, name) != saved_value:
             raise ConfigError(
-                f"{option(name)} {_show(getattr(config, name))} differs from the "
-                f"{_show(saved_value)} that {config.resume_path} was trained with; resuming "
+                f"{option(name)} {option_text(getattr(config, name))} differs from the "
+                f"{option_text(saved_value)} that {config.resume_path} was trained with; resuming "
                 f"keeps a run's settings (leave out {option(name)}), or start a new run "
                 "without --resume"
             )
@@ -313,248 +311,13 @@ def resumed_config(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values, changed=config.changed)
 
 
-def _show(value: Any) -> str:
+def option_text(value: Any) -> str:
     """A setting as the command line writes it: 6,16 for a tuple, none for None."""
     if value is None:
         return "none"
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value) if value else "none"
     return str(value)
-
-
-# --------------------------------------------------------------------------------------------
-# The command line
-# --------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python simple_cnn_from_scratch.py``: an option for each field.
-
-    The options only parse their text; TrainConfig.check() checks the values (parse_args).
-    """
-    default = TrainConfig()
-    parser = ArgumentParser(
-        description="Train SimpleCNN (NumPy convolutions + a Keras dense head) end to end on "
-        "MNIST, save the model after every epoch, and print the test accuracy.",
-        epilog="Ctrl-C (or SIGTERM, or closing the terminal) saves the model and exits; continue "
-        "with --resume. Classify your own picture with: python predict_digit.py IMAGE",
-        argument_default=argparse.SUPPRESS,  # only what was given: resuming needs to know
-    )
-    add = parser.add_argument
-    add(
-        "--epochs",
-        type=_int,
-        metavar="N",
-        help="total number of epochs, counting those a resumed model has done "
-        f"(default {default.epochs})",
-    )
-    add(
-        "--batch-size",
-        type=_int,
-        metavar="N",
-        help=f"images per training step (default {default.batch_size})",
-    )
-    add(
-        "--learning-rate",
-        type=_float,
-        metavar="LR",
-        help="first-epoch learning rate of both Adam optimizers, filters and head "
-        f"(default {default.learning_rate})",
-    )
-    add(
-        "--learning-rate-decay",
-        type=_float,
-        metavar="FACTOR",
-        help="each epoch's learning rate is the previous one's times this "
-        f"(default {default.learning_rate_decay})",
-    )
-    add(
-        "--seed",
-        type=_int,
-        metavar="N",
-        help="seed for the initial weights, shuffling, shifts and dropout: the same seed gives "
-        f"the same numbers (default {default.seed})",
-    )
-    add(
-        "--shift",
-        type=_int,
-        metavar="PIXELS",
-        help="data augmentation: move each training image by up to this many pixels in each "
-        f"direction, a new random shift every epoch; 0 turns it off (default {default.shift})",
-    )
-    add(
-        "--dataset",
-        choices=DATASETS,
-        help="handwritten digits (mnist) or Fashion-MNIST clothes (fashion) "
-        f"(default {default.dataset})",
-    )
-    add(
-        "--limit",
-        type=_int,
-        metavar="N",
-        help="quick try: train on the first N training images, and validate and test on at "
-        "most N images (default: all 55,000 / 5,000 / 10,000)",
-    )
-    add(
-        "--filters",
-        dest="num_filters",
-        type=_int_list,
-        metavar="F,F,...",
-        help="filters of each conv stage, comma-separated: 32,64 is two stages "
-        f"(default {_show(default.num_filters)})",
-    )
-    add(
-        "--kernel-size",
-        dest="kernel_sizes",
-        type=_int_list,
-        metavar="K[,K...]",
-        help="kernel size of each conv stage, or one for all "
-        f"(default {_show(default.kernel_sizes)})",
-    )
-    add(
-        "--padding",
-        dest="paddings",
-        type=_paddings,
-        metavar="P[,P...]",
-        help="zeros added around each stage's input: pixels, 'same' or 'valid'; one value for "
-        f"all stages or one per stage (default {_show(default.paddings)})",
-    )
-    add(
-        "--hidden",
-        type=_hidden,
-        metavar="U,...|none",
-        help="units of the head's hidden Dense(relu) layers, comma-separated; 'none' for none "
-        f"(default {_show(default.hidden)})",
-    )
-    add(
-        "--dropout",
-        type=_float,
-        metavar="RATE",
-        help="fraction of the head's last-layer inputs dropped while training "
-        f"(default {default.dropout})",
-    )
-    add(
-        "--impl",
-        choices=IMPLEMENTATIONS,
-        help="SimpleCNN layers: vectorised NumPy, or the readable nested loops (very slow; "
-        f"use with --limit) (default {default.impl})",
-    )
-    add(
-        "--data-dir",
-        metavar="DIR",
-        help="folder of the dataset's .npy files, built from the shipped archives when missing "
-        "(default mnist_data/ or fashion_mnist_data/ beside this program)",
-    )
-    saving = parser.add_mutually_exclusive_group()
-    saving.add_argument(
-        "--save",
-        dest="save_path",
-        type=_writable("model file"),
-        metavar="PATH",
-        help=f"model file written after every epoch (default {DEFAULT_MODEL_PATH}, or the "
-        "--resume file when resuming)",
-    )
-    saving.add_argument("--no-save", action="store_true", help="do not write a model file")
-    add(
-        "--resume",
-        dest="resume_path",
-        type=_existing_file,
-        metavar="PATH",
-        help="continue training from this model file (after Ctrl-C, or to more --epochs); the "
-        "run's settings come from the file (default none)",
-    )
-    add(
-        "--history",
-        dest="history_path",
-        type=_writable("history file"),
-        metavar="FILE",
-        help="write the per-epoch loss/accuracy (like Keras' History) and the test result to "
-        "this JSON file, updated after every epoch (default none)",
-    )
-    add(
-        "--tensorboard",
-        dest="tensorboard_dir",
-        metavar="DIR",
-        help="write TensorBoard logs here (DIR/train, DIR/validation), as Keras' TensorBoard "
-        "callback does; view them with: tensorboard --logdir DIR (default none)",
-    )
-    add(
-        "--tensorboard-every",
-        type=_int,
-        metavar="N",
-        help="with --tensorboard: also log the batch loss and accuracy every N steps "
-        f"(default {default.tensorboard_every})",
-    )
-    add(
-        "--quiet",
-        dest="verbose",
-        action="store_false",
-        help="print only the final 'Test accuracy' line",
-    )
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """The command line (``sys.argv[1:]`` when ``argv`` is None) as a checked TrainConfig.
-
-    A bad value exits with the parser's one-line error (status 2), the message TrainConfig
-    gives in code too.
-    """
-    parser = build_parser()
-    given = vars(parser.parse_args(argv))
-    try:
-        return TrainConfig(**given, changed=frozenset(given))
-    except ConfigError as error:
-        parser.error(str(error))
-
-
-# What the options' text becomes. argparse shows an ArgumentTypeError's message as it is.
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    return tuple(_int(part) for part in text.split(","))
-
-
-def _hidden(text: str) -> tuple[int, ...]:
-    return () if text.strip().lower() == "none" else _int_list(text)
-
-
-def _paddings(text: str) -> tuple[int | str, ...]:
-    return tuple(part if part in ("same", "valid") else _int(part) for part in text.split(","))
-
-
-def _existing_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
-    return text
-
-
-def _writable(what: str) -> Callable[[str], str]:
-    """A path that can be written (atomic_write.check_writable), checked at once: a typo fails
-    now instead of after a minute of training."""
-
-    def writable(text: str) -> str:
-        try:
-            check_writable(text, what)
-        except FileWriteError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        return text
-
-    return writable
 
 
 # --------------------------------------------------------------------------------------------
