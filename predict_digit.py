@@ -11,7 +11,11 @@ first frame), a dark digit on light paper or a light digit on a dark background.
 what MNIST's digits are, so the network sees what it learnt:
 
     grey levels in [0, 1] -> bright ink on black (inverted if the background is light)
-    -> cropped to the ink -> longer side scaled to 20 px -> centred by its centre of mass in 28x28
+    -> faint ink stretched to full contrast -> a slanted digit sheared upright
+    -> strokes thinner or thicker than MNIST's pens made as wide as theirs
+    -> longer side scaled to 20 px -> centred by its centre of mass in 28x28
+
+(``preparation_steps``; ``--show`` prints each step.)
 
 ``load_image`` reads a file as grey levels and ``prepare_digit`` does the rest, so grey levels from
 elsewhere (a canvas drawn in a browser) are prepared the same way. A warning says when the ink runs
@@ -31,12 +35,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from plumbing.command_line import ArgumentParser
 
 IMAGE_SIZE = 28
 DIGIT_BOX = 20  # MNIST scales each digit into a 20x20 box, then centres it in 28x28
+WORK_SCALE = 4  # the upright and pen-width steps work at 4x the final size
+WORK_BOX = DIGIT_BOX * WORK_SCALE
+MAX_SLANT = 1.0  # a slant of 45 degrees at most is corrected: more is not slant but a stroke
+# MNIST's pen widths in its 20x20 box (pen_width of its first 2,000 training digits): 10% are
+# thinner than the first, 10% thicker than the second. Strokes outside are brought inside.
+MNIST_PEN_WIDTHS = (1.41, 2.82)
+MAX_PEN_STEPS = 16  # working pixels a stroke may widen or thin on each side (4 final pixels)
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
 MIN_CONTRAST = 16 * 257  # 16-bit levels: under 16 of 255 (~6%) between ink and paper is blank
 MIN_SIDE = 8  # pixels: fewer cannot draw a digit
@@ -166,24 +177,120 @@ def prepare_digit(grey: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of shape (28, 28), uint8
-        Bright digit on black, its longer side 20 px, centre of mass at the centre.
+        Bright digit on black, upright, with MNIST's stroke width, its longer side 20 px, centre
+        of mass at the centre.
 
     Raises
     ------
     ImageError
         ``grey`` is not such an array, or is blank (no ink stands out from the background).
     """
+    return preparation_steps(grey)[-1][1]
+
+
+def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """What :func:`prepare_digit` does, step by step: (what the step did, the image after it).
+
+    MNIST's digits were all prepared alike (size-normalised, centred, drawn with pens of much
+    the same width), and a network trained on them alone has learnt that preparation as much
+    as the digits. So a picture is made to look prepared the same way:
+
+    1. ink: bright on black whichever way round the picture was, paper and noise removed;
+    2. full contrast: faint ink (a pencil, a grey pen) stretched until its strokes are solid;
+    3. upright: a slanted digit sheared upright, as MNIST-style deskewing does (the image's
+       second moments: the slant is the covariance of row and column over the row variance);
+    4. pen width: strokes thinner or thicker than nearly all of MNIST's made as wide as theirs;
+    5. MNIST's box: the longer side scaled to 20 px, the centre of mass put at the centre of
+       28x28.
+
+    Steps 3 and 4 work at four times the final size, so that shearing and widening by a
+    fraction of a final pixel are exact enough. Each image is float in [0, 1] (the last one
+    uint8 in 0..255), bright ink on black.
+    """
     ink = find_ink(grey)
+    steps = [("the ink, bright on black", ink)]
+    strokes = ink[ink > 0]
+    ink = np.clip(ink / np.percentile(strokes, 90), 0, 1)  # the strongest tenth is solid ink
+    steps.append(("full contrast", ink))
+    ink = _scaled(_cropped(ink), WORK_BOX)
+    ink = _scaled(_cropped(_upright(ink)), WORK_BOX)
+    steps.append(("upright", ink))
+    ink = _cropped(_with_mnist_pen_width(ink))
+    steps.append(("MNIST's pen width", ink))
+    digit = _scaled(ink, DIGIT_BOX) * 255
+    steps.append(("in MNIST's 20x20 box, centred by mass", _centre_by_mass(digit)))
+    return steps
+
+
+def _cropped(ink: np.ndarray) -> np.ndarray:
+    """``ink`` cut down to the rows and columns that hold some."""
     rows = np.flatnonzero(ink.any(axis=1))
     columns = np.flatnonzero(ink.any(axis=0))
-    digit = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
-    scale = DIGIT_BOX / max(digit.shape)
-    width = max(1, round(digit.shape[1] * scale))
-    height = max(1, round(digit.shape[0] * scale))
-    digit_image = Image.fromarray(np.uint8(np.round(digit * 255)))
-    # LANCZOS anti-aliases like MNIST's own downscaling, so strokes keep soft grey edges.
-    digit = np.asarray(digit_image.resize((width, height), Image.Resampling.LANCZOS), np.float32)
-    return _centre_by_mass(digit)
+    return ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def _scaled(ink: np.ndarray, box: int) -> np.ndarray:
+    """``ink`` resized so that its longer side is ``box`` pixels, keeping its proportions.
+
+    LANCZOS anti-aliases like MNIST's own downscaling, so strokes keep soft grey edges.
+    """
+    scale = box / max(ink.shape)
+    width = max(1, round(ink.shape[1] * scale))
+    height = max(1, round(ink.shape[0] * scale))
+    image = Image.fromarray(np.float32(ink), mode="F")
+    resized = image.resize((width, height), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, np.float32), 0, 1)
+
+
+def _upright(ink: np.ndarray) -> np.ndarray:
+    """``ink`` sheared so that its slant is gone: each row moved sideways in proportion to its
+    height above the centre of mass, by the slant the image's moments measure."""
+    height, width = ink.shape
+    rows, columns = np.mgrid[:height, :width]
+    total = ink.sum()
+    centre_row = (ink * rows).sum() / total
+    centre_column = (ink * columns).sum() / total
+    row_variance = (ink * (rows - centre_row) ** 2).sum() / total
+    covariance = (ink * (rows - centre_row) * (columns - centre_column)).sum() / total
+    slant = float(np.clip(covariance / row_variance, -MAX_SLANT, MAX_SLANT))
+    margin = int(np.ceil(abs(slant) * height / 2)) + 2
+    # The new image's pixel (x, y) reads the old one at (x + slant (y - centre_row), y).
+    mapping = (1, slant, -margin - slant * centre_row, 0, 1, 0)
+    image = Image.fromarray(np.float32(ink), mode="F")
+    sheared = image.transform(
+        (width + 2 * margin, height), Image.Transform.AFFINE, mapping, Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(sheared, np.float32), 0, 1)
+
+
+def pen_width(ink: np.ndarray) -> float:
+    """The strokes' mean width in pixels: twice the inked area over its outline's length
+    (a stroke of width w and length L has area w L and an outline of about 2 L)."""
+    solid = np.pad(ink >= 0.5, 1)
+    outline = (solid[1:] != solid[:-1]).sum() + (solid[:, 1:] != solid[:, :-1]).sum()
+    return 2 * solid.sum() / max(outline, 1)
+
+
+def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
+    """``ink`` (at WORK_BOX) with its strokes widened or thinned, a working pixel on every side
+    at a time, until their width lies within MNIST_PEN_WIDTHS.
+
+    Widths are compared as they will be in the 20x20 box: widening a digit also makes it larger
+    (and thinning smaller), and the final scaling undoes that, so a width counts relative to
+    the digit's longer side at the time.
+    """
+    image = Image.fromarray(np.uint8(np.round(np.pad(ink, MAX_PEN_STEPS + 1) * 255)))
+    thinnest, thickest = MNIST_PEN_WIDTHS
+    for _ in range(MAX_PEN_STEPS):
+        current = np.asarray(image, np.float32) / 255
+        width = pen_width(current) * DIGIT_BOX / max(_cropped(current).shape)
+        if width < thinnest:
+            image = image.filter(ImageFilter.MaxFilter(3))  # a working pixel wider each side
+        elif width > thickest:
+            image = image.filter(ImageFilter.MinFilter(3))
+        else:
+            break
+    return np.asarray(image, np.float32) / 255
 
 
 def find_ink(grey: np.ndarray) -> np.ndarray:
@@ -346,6 +453,7 @@ class Answer:
 
     path: str
     digit: np.ndarray | None = None  # (28, 28) uint8: what the network sees
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # the way there, small
     probabilities: np.ndarray | None = None  # (C,), once classified
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -391,7 +499,13 @@ def read_picture(path: str) -> Answer:
     """The prepared digit of the picture at ``path`` and its warnings, or why it failed."""
     try:
         grey = load_image(path)
-        return Answer(path, digit=prepare_digit(grey), warnings=picture_warnings(grey))
+        steps = preparation_steps(grey)
+        return Answer(
+            path,
+            digit=steps[-1][1],
+            steps=[(name, thumbnail(image)) for name, image in steps[:-1]],
+            warnings=picture_warnings(grey),
+        )
     except ImageError as error:
         return Answer(path, error=str(error))
 
@@ -413,8 +527,13 @@ def as_json(answer: Answer, class_names: Sequence[str]) -> dict:
 
 
 def print_details(answer: Answer, class_names: Sequence[str], show: bool) -> None:
-    """The predicted class and a bar for each class's probability; warnings on stderr."""
+    """The predicted class and a bar for each class's probability; warnings on stderr. With
+    ``show``, first each step of the preparation and the 28x28 image the network sees."""
     if show:
+        for number, (name, image) in enumerate(answer.steps, start=1):
+            print(f"{number}. {name}:")
+            print(as_text(image))
+        print(f"{len(answer.steps) + 1}. what the network sees, 28x28:")
         print(as_text(answer.digit))
     best = int(np.argmax(answer.probabilities))
     print(f"Predicted: {class_names[best]} ({answer.probabilities[best]:.1%})")
@@ -455,10 +574,24 @@ def printable(path: str) -> str:
 
 
 def as_text(image: np.ndarray) -> str:
-    """A 28x28 uint8 image as 28 lines of text, darker characters for brighter pixels."""
+    """An image as lines of text, a line per row and two characters per pixel, darker
+    characters for brighter pixels: uint8 in 0..255, or float in [0, 1]."""
     shades = " .:-=+*#%@"
-    levels = (image.astype(np.int32) * len(shades)) // 256
+    if image.dtype == np.uint8:
+        levels = (image.astype(np.int32) * len(shades)) // 256
+    else:
+        levels = np.clip((image * len(shades)).astype(np.int32), 0, len(shades) - 1)
     return "\n".join("".join(shades[level] * 2 for level in row) for row in levels)
+
+
+def thumbnail(image: np.ndarray, side: int = IMAGE_SIZE) -> np.ndarray:
+    """A float image in [0, 1] shrunk to at most ``side`` pixels on its longer side, for
+    showing: each pixel the brightest of the block it stands for, so thin strokes stay bright."""
+    block = max(1, -(-max(image.shape) // side))  # ceil: the blocks cover the whole image
+    height, width = -(-image.shape[0] // block), -(-image.shape[1] // block)
+    padded = np.zeros((height * block, width * block), np.float32)
+    padded[: image.shape[0], : image.shape[1]] = image
+    return padded.reshape(height, block, width, block).max(axis=(1, 3))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,7 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
-        "--show", action="store_true", help="also print the 28x28 image the network sees"
+        "--show",
+        action="store_true",
+        help="also print how the picture is prepared, step by step, and the 28x28 image the "
+        "network sees (of several pictures: only that image)",
     )
     output.add_argument(
         "--json",

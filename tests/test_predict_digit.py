@@ -18,16 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 import predict_digit
 import simple_cnn_from_scratch as driver
 from download_mnist import FASHION_LABELS, load_dataset
 from predict_digit import (
+    MNIST_PEN_WIDTHS,
     ImageError,
     answer_warnings,
     load_image,
+    pen_width,
     picture_warnings,
+    preparation_steps,
     prepare_digit,
 )
 
@@ -67,17 +70,23 @@ def correlation(a, b):
     return np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1]
 
 
+def prepared_itself(digit):
+    """An MNIST digit prepared as it is (light on dark, its own 28x28)."""
+    return prepare_digit(digit.astype(np.float32) / 255)
+
+
 @pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-light", "light-on-dark"])
-def test_preparing_a_picture_recovers_the_mnist_digit(test_digits, dark_on_light):
+def test_a_photographed_digit_is_prepared_as_the_digit_itself(test_digits, dark_on_light):
     digits, _ = test_digits
     similarities = [
         correlation(
-            prepare_digit(grey_levels(photograph(digit, dark_on_light=dark_on_light))), digit
+            prepare_digit(grey_levels(photograph(digit, dark_on_light=dark_on_light))),
+            prepared_itself(digit),
         )
         for digit in digits
     ]
-    # MNIST's own recipe (20 px box, centre of mass in the middle) undoes the move and scaling.
-    assert np.median(similarities) > 0.9
+    # The picture's size, place and shade of paper make no difference to what the network sees.
+    assert np.median(similarities) > 0.95 and min(similarities) > 0.8
 
 
 def test_prepared_digit_is_mnist_shaped(test_digits):
@@ -125,8 +134,19 @@ def test_show_prints_what_the_network_sees(model_path, test_digits, tmp_path, ca
     photograph(test_digits[0][0]).save(path)
     predict_digit.main([str(path), "--model", str(model_path), "--show"])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines[0]) == 56 and set(lines[0]) == {" "}  # 28 blank pixels, two chars each
-    assert lines[28].startswith("Predicted: 7")
+    headings = [line for line in lines if line[:1].isdigit()]
+    assert headings == [
+        "1. the ink, bright on black:",
+        "2. full contrast:",
+        "3. upright:",
+        "4. MNIST's pen width:",
+        "5. what the network sees, 28x28:",
+    ]
+    final = lines.index(headings[-1])
+    seen = predict_digit.prepare_digit(predict_digit.load_image(str(path)))
+    assert "\n".join(lines[final + 1 : final + 29]) == predict_digit.as_text(seen)
+    assert lines[final + 29].startswith("Predicted: 7")
+    assert all(len(line) <= 56 for line in lines[: final + 29])  # each step fits 28 pixels
 
 
 @pytest.mark.parametrize(
@@ -197,7 +217,7 @@ def test_16_bit_picture_gives_the_digit_of_its_8_bit_version(
     prepared_8 = prepare_digit(load_image(str(tmp_path / "8.png")))
     assert correlation(prepared_16, prepared_8) > 0.99
     assert np.abs(prepared_16.astype(int) - prepared_8).max() <= 8  # 8-bit rounding only
-    assert correlation(prepared_16, digit) > 0.9
+    assert correlation(prepared_16, prepared_itself(digit)) > 0.9
 
 
 def test_16_bit_png_with_a_transparent_background(test_digits, tmp_path):
@@ -208,7 +228,7 @@ def test_16_bit_png_with_a_transparent_background(test_digits, tmp_path):
     Image.fromarray(levels).save(path, transparency=50000)
     grey = load_image(str(path))
     assert grey[0, 0] == 1.0  # transparent counts as white paper
-    assert correlation(prepare_digit(grey), digit) > 0.8  # of a two-level drawing
+    assert correlation(prepare_digit(grey), prepared_itself(digit)) > 0.8  # a two-level drawing
 
 
 def write_png_16_bit(path, samples):
@@ -611,3 +631,62 @@ def test_a_file_name_with_a_line_break_keeps_each_picture_on_one_line(
     assert captured.err == (
         "'': error: the picture's path is empty; give the path of a picture file\n"
     )
+
+
+# --- The preparation's steps: contrast, slant and pen width made MNIST's -------------------------
+
+
+def drawn(strokes, width, ink=0.0, paper=1.0, size=(240, 200)):
+    """Grey levels of lines drawn with a pen ``width`` pixels wide: dark ``ink`` on ``paper``."""
+    canvas = Image.new("L", size, round(paper * 255))
+    pen = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        pen.line(stroke, fill=round(ink * 255), width=width, joint="curve")
+    return np.asarray(canvas, np.float32) / 255
+
+
+SEVEN = [[(70, 40), (170, 40), (110, 170)]]  # a seven, upright
+SLANTED_ONE = [[(150, 30), (90, 170)]]  # a one leaning right
+
+
+def slant(image):
+    """The covariance of row and column over the row variance: 0 for an upright digit."""
+    rows, columns = np.mgrid[: image.shape[0], : image.shape[1]]
+    ink = image.astype(np.float64)
+    total = ink.sum()
+    row, column = (ink * rows).sum() / total, (ink * columns).sum() / total
+    return (ink * (rows - row) * (columns - column)).sum() / (ink * (rows - row) ** 2).sum()
+
+
+def test_a_slanted_digit_comes_out_upright():
+    picture = drawn(SLANTED_ONE, width=14)
+    assert abs(slant(1 - picture)) > 0.3
+    assert abs(slant(prepare_digit(picture))) < 0.05
+
+
+@pytest.mark.parametrize("width", [2, 4, 40, 60], ids=["hairline", "fine", "bold", "marker"])
+def test_any_pen_comes_out_with_mnists_pen_width(width):
+    prepared = prepare_digit(drawn(SEVEN, width=width)) / 255
+    thinnest, thickest = MNIST_PEN_WIDTHS
+    assert thinnest - 0.35 <= pen_width(prepared) <= thickest + 0.35  # a final pixel's steps
+
+
+def test_faint_ink_is_stretched_to_full_contrast():
+    faint = drawn(SEVEN, width=14, ink=0.75, paper=0.9)  # a hard pencil on grey paper
+    strong = drawn(SEVEN, width=14)
+    assert np.abs(prepare_digit(faint).astype(int) - prepare_digit(strong)).max() <= 12
+    assert prepare_digit(faint).max() == 255
+
+
+def test_each_step_can_be_shown_and_the_last_is_what_the_network_sees(test_digits):
+    picture = grey_levels(photograph(test_digits[0][0]))
+    steps = preparation_steps(picture)
+    assert [name for name, _ in steps] == [
+        "the ink, bright on black",
+        "full contrast",
+        "upright",
+        "MNIST's pen width",
+        "in MNIST's 20x20 box, centred by mass",
+    ]
+    np.testing.assert_array_equal(steps[-1][1], prepare_digit(picture))
+    assert all(image.min() >= 0 for _, image in steps)
