@@ -690,3 +690,9 @@ def test_each_step_can_be_shown_and_the_last_is_what_the_network_sees(test_digit
     ]
     np.testing.assert_array_equal(steps[-1][1], prepare_digit(picture))
     assert all(image.min() >= 0 for _, image in steps)
+
+
+def test_mnists_pen_widths_are_what_its_digits_measure():
+    x_train = load_dataset()[0][:2000]
+    widths = [pen_width(predict_digit._cropped(digit / 255.0)) for digit in x_train]
+    np.testing.assert_allclose(np.percentile(widths, [10, 90]), MNIST_PEN_WIDTHS, atol=0.01)
