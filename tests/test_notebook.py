@@ -88,6 +88,12 @@ def test_notebook_runs_every_cell(executed):
         assert not [output for output in cell.outputs if output.output_type == "error"]
 
 
+def test_notebook_uses_no_deprecated_name(executed):
+    # A learner copies the notebook's code: it shows today's names (num_filters=, training.*),
+    # never a deprecated one, whose warning the kernel would print into the cell's output.
+    assert "DeprecationWarning" not in text_output(executed)
+
+
 def test_notebook_shows_the_pictures_inline(executed):
     # The digit, its feature maps (before and after training), the loss curve, the filters.
     assert len(images(executed)) >= 5
