@@ -6,7 +6,8 @@
 The web server is ``explorer/server.py``, the API it serves ``explorer/api.py``, what it
 computes ``explorer/analysis.py``, the training run it watches ``explorer/live_training.py``,
 and the page ``explorer/page/``. This file is the program: its options, the address it prints,
-and how Ctrl-C stops it (a training run started from the page saves first).
+and how Ctrl-C stops it (a training run started from the page saves first; the exit status is
+the shell's for the signal, 130 for Ctrl-C and 143 for SIGTERM, as the trainer's).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ if __name__ == "__main__":
 
 # ruff: noqa: E402  (the imports below come after that)
 import argparse
+import threading
 from collections.abc import Sequence
 
 from threadpoolctl import threadpool_limits
 
 from explorer.api import Explorer
-from explorer.server import ExplorerHTTPServer, make_server
+from explorer.server import ExplorerServer, make_server
 from plumbing.command_line import ArgumentParser
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "login)",
     )
     parser.add_argument("--data-dir", help="dataset folder (default: next to download_mnist.py)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="viewers cannot start, stop or pace training, nor restore the model; the teacher's "
+        "address, printed at start, can (for a class on --host 0.0.0.0)",
+    )
     return parser
 
 
@@ -60,41 +70,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One BLAS thread for the whole server: each request is one small image, and BLAS's own
     # threads, left spinning after a request, would slow a training run in the background.
     threadpool_limits(1, user_api="blas")
-    explorer = Explorer(args.model, args.data_dir)
+    explorer = Explorer(args.model, args.data_dir, read_only=args.read_only)
     try:
         server = make_server(explorer, args.host, args.port)
     except OSError as error:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}")
-    signal.signal(
-        signal.SIGINT, signal.default_int_handler
-    )  # even when started with SIGINT ignored
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop as Ctrl-C does
-    try:  # from the first line printed: whoever reads it may stop the server at once
-        _announce(server, args.host, explorer)
-        server.serve_forever()
-    except KeyboardInterrupt:
+    # From here Ctrl-C and SIGTERM stop the server in order (handled below, in this thread,
+    # while the server runs in its own); a second one stops at once.
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def stop(number: int, frame) -> None:
+        if received:
+            raise KeyboardInterrupt  # the second: interrupts the wait for a run to save
+        received.append(number)
+        stopping.set()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)  # even when started with SIGINT ignored
+    serving = threading.Thread(target=server.serve_forever, name="server", daemon=True)
+    serving.start()
+    _announce(server, args.host, explorer)
+    while not stopping.wait(0.5) and serving.is_alive():
         pass
     try:
-        server.server_close()  # no new requests; those being answered finish in close()
         message = explorer.close()  # a training run saves first, as the trainer's Ctrl-C does
-    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        server.shutdown()  # no new requests; those being answered are sent first
+        server.server_close()
+    except KeyboardInterrupt:
         message = "Interrupted again: stopped without waiting for the training run to save."
     if message:
         print(message, file=sys.stderr)
     print("Explorer stopped.", file=sys.stderr)
-    return 0
+    return 128 + received[0] if received else 1
 
 
-def _announce(server: ExplorerHTTPServer, host_option: str, explorer: Explorer) -> None:
+def _announce(server: ExplorerServer, host_option: str, explorer: Explorer) -> None:
     """The address to open, a warning when other computers can reach it, and what to do when
     there is no model."""
     host, port = server.server_address[:2]
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"SimpleCNN explorer: http://{shown_host}:{port}/  (Ctrl-C stops it)", flush=True)
-    if host_option not in ("127.0.0.1", "localhost", "::1"):
+    address = f"http://{shown_host}:{port}/"
+    print(f"SimpleCNN explorer: {address}  (Ctrl-C stops it)", flush=True)
+    if explorer.read_only:
+        print(
+            f"Read-only: viewers cannot train. The teacher's page, which can: "
+            f"{address}?teacher={explorer.teacher_token}",
+            flush=True,
+        )
+    elif host_option not in LOCAL_HOSTS:
         print(
             f"warning: listening on {host_option}: anyone who can reach this computer can use "
-            "the page, which has no login, and start training runs",
+            "the page, which has no login, and start training runs; --read-only stops that",
             file=sys.stderr,
         )
     if explorer.model_error:
@@ -103,10 +130,6 @@ def _announce(server: ExplorerHTTPServer, host_option: str, explorer: Explorer) 
         else:
             advice = "Give --model a model file, or a path where one can be saved"
         print(f"No model yet ({explorer.model_error}). {advice}", flush=True)
-
-
-def _raise_keyboard_interrupt(signal_number, frame) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ here keeps state or changes the classifier, so any number of requests can run at
 * :func:`conv_arithmetic`: the window, the filter, their products and the sum behind one pixel
   of a convolution map; :func:`pool_arithmetic`: the 2x2 window behind one pooled pixel and which
   of its pixels won;
-* :func:`class_gradients`: d (a class's logit) / d (the input image and every stage's output),
-  by SimpleCNN's hand-written backward pass, the dense head's part by the head;
+* :func:`class_gradients`: d (a class's logit, or the difference of two) / d (the input image
+  and every stage's output), by SimpleCNN's hand-written backward pass, the head's part by the
+  head; :func:`weight_gradient`: one filter weight's gradient as a sum over positions, beside
+  SimpleCNN's; :func:`training_step`: one training step, stage by stage, and Adam's update;
 * :func:`test_set_report`: the confusion matrix and the most confident mistakes.
 """
 
@@ -194,31 +196,195 @@ def pool_arithmetic(
 # --------------------------------------------------------------------------------------------
 
 
-def class_gradients(classifier: Classifier, image: np.ndarray, class_index: int) -> dict:
-    """d logit[class] / d (input image, every stage's pooled output, the features).
+def class_gradients(
+    classifier: Classifier, image: np.ndarray, class_index: int, versus: int | None = None
+) -> dict:
+    """d score / d (input image, every stage's pooled output, the features), where the score
+    is the logit of ``class_index``, or, with ``versus``, that logit minus the logit of
+    ``versus`` ("what makes this a 7 rather than a 1").
 
     The head's part comes from the dense head's backward pass (inference.DenseHead.backward),
     the rest from SimpleCNN.gradients, the same hand-written backward pass that trains it.
-    A positive value means: more of this pixel (or unit) would raise the class's score.
+    A positive value means: more of this pixel (or unit) would raise the score.
+    ``gradient_x_input`` is the gradient times the image (0..1): where the ink that is there
+    pushes the score, pixel by pixel.
     """
-    if not 0 <= class_index < len(classifier.class_names):
-        raise AnalysisError(
-            f"class must be 0 to {len(classifier.class_names) - 1}, got {class_index}"
-        )
+    x, outputs, d_features, gradients = _backward(classifier, image, class_index, versus)
+    logits = outputs[-1][0]
+    score = logits[class_index] - (logits[versus] if versus is not None else 0.0)
+    return {
+        "class": class_index,
+        "versus": versus,
+        "logit": float(logits[class_index]),
+        "score": float(score),
+        "input": gradients.input[0, 0],
+        "gradient_x_input": gradients.input[0, 0] * x[0, 0],
+        "pooled": {f"pool{i + 1}": g[0] for i, g in enumerate(gradients.pooled)},
+        "features": d_features[0],
+    }
+
+
+def _backward(classifier: Classifier, image: np.ndarray, class_index: int, versus: int | None):
+    """The forward pass of one image and the backward pass of its score (see class_gradients):
+    the input x (1, 1, 28, 28), the head's outputs, d score / d features and SimpleCNN's
+    Gradients (filters, input, pooled)."""
+    classes = len(classifier.class_names)
+    for name, value in (("class", class_index), ("versus", versus)):
+        if value is not None and not 0 <= value < classes:
+            raise AnalysisError(f"{name} must be 0 to {classes - 1}, got {value}")
+    if versus == class_index:
+        raise AnalysisError(f"versus must be another class than {class_index}")
     x = images_to_input(image[np.newaxis])
     cnn = classifier.cnn
     features = cnn.features(x)
     outputs = classifier.head.forward(features)
     d_logits = np.zeros_like(outputs[-1])
-    d_logits[0, class_index] = 1.0  # the score is the class's logit
+    d_logits[0, class_index] = 1.0  # the score is the class's logit ...
+    if versus is not None:
+        d_logits[0, versus] = -1.0  # ... minus the other's
+    d_features = classifier.head.backward(outputs, d_logits)
+    return x, outputs, d_features, cnn.gradients(x, d_features)
+
+
+def pool_backward_routing(relu: np.ndarray, d_pooled: np.ndarray) -> np.ndarray:
+    """Max-pooling's backward pass, written out: each pooled pixel's gradient goes to the first
+    maximum of its 2x2 window of ``relu`` (F, H, W), the others get 0. An odd last row or
+    column was dropped by the pooling and gets 0 too. Returns d relu (F, H, W)."""
+    channels, height, width = relu.shape
+    rows, columns = d_pooled.shape[1:]
+    windows = relu[:, : rows * POOL_SIZE, : columns * POOL_SIZE]
+    windows = windows.reshape(channels, rows, POOL_SIZE, columns, POOL_SIZE).transpose(
+        0, 1, 3, 2, 4
+    )
+    winner = windows.reshape(channels, rows, columns, POOL_SIZE * POOL_SIZE).argmax(axis=3)
+    d_relu = np.zeros_like(relu)
+    f, r, c = np.indices((channels, rows, columns))
+    d_relu[f, r * POOL_SIZE + winner // POOL_SIZE, c * POOL_SIZE + winner % POOL_SIZE] = d_pooled
+    return d_relu
+
+
+def weight_gradient(
+    classifier: Classifier,
+    image: np.ndarray,
+    class_index: int,
+    versus: int | None,
+    layer: str,
+    filter_index: int,
+    channel: int,
+    row: int,
+    column: int,
+) -> dict:
+    """d score / d one filter weight, W[filter, channel, row, column] of conv ``layer``, as
+    the sum over every position (y, x) of the map of
+
+        the input the weight multiplies there, padded_input[channel, y + row, x + column]
+      x the upstream gradient there, d score / d conv[filter, y, x]
+
+    where the upstream gradient is the stage's pooled gradient routed back through max-pooling
+    (to the first maximum) and ReLU (only where the convolution was positive). ``network_value``
+    is the same derivative as SimpleCNN.gradients computes it, for comparison.
+    """
+    cnn = classifier.cnn
+    stage = _stage_index(cnn, layer, "conv")
+    filters = cnn.filters[stage]
+    count, channels, k, _ = filters.shape
+    if not (
+        0 <= filter_index < count and 0 <= channel < channels and 0 <= row < k and 0 <= column < k
+    ):
+        raise AnalysisError(
+            f"{layer} has {count} filters of {channels} channels of {k}x{k} weights; filter "
+            f"{filter_index}, channel {channel}, weight ({row}, {column}) is outside them"
+        )
+    x, _, _, gradients = _backward(classifier, image, class_index, versus)
+    maps = cnn.feature_maps(x)
+    number = stage + 1
+    conv = maps[f"conv{number}"][0]
+    d_relu = pool_backward_routing(maps[f"relu{number}"][0], gradients.pooled[stage][0])
+    d_conv = d_relu * (conv > 0)  # ReLU's derivative: 1 where it was positive, else 0
+    layer_input = x[0] if stage == 0 else maps[f"pool{stage}"][0]
+    padding = cnn.stages[stage].padding
+    padded = np.pad(layer_input, ((0, 0), (padding, padding), (padding, padding)))
+    height, width = conv.shape[1:]
+    inputs = padded[channel, row : row + height, column : column + width]
+    products = inputs * d_conv[filter_index]
+    return {
+        "layer": layer,
+        "filter": filter_index,
+        "channel": channel,
+        "row": row,
+        "column": column,
+        "class": class_index,
+        "versus": versus,
+        "weight": float(filters[filter_index, channel, row, column]),
+        "padding": padding,
+        "kernel_size": k,
+        "input": "image" if stage == 0 else f"pool{stage}",
+        "inputs": inputs,
+        "upstream": d_conv[filter_index],
+        "products": products,
+        "sum": float(products.sum(dtype=np.float64)),
+        "network_value": float(gradients.filters[stage][filter_index, channel, row, column]),
+    }
+
+
+def training_step(
+    classifier: Classifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    learning_rate: float,
+    adam_state: dict | None = None,
+) -> dict:
+    """One training step on uint8 images (N, 28, 28) with labels (N,), stage by stage, changing
+    nothing: the forward pass, the loss (mean cross-entropy), d loss / d logits (softmax minus
+    the one-hot label, over N), d loss / d features, each stage's d loss / d pooled maps (for
+    the first image), the filters' gradients (for the batch) and Adam's update of the filters,
+    from ``adam_state`` (the model file's moments) or, without it, a fresh Adam's first step.
+    """
+    from adam import Adam
+
+    cnn = classifier.cnn
+    x = images_to_input(images)
+    count = len(images)
+    features = cnn.features(x)
+    outputs = classifier.head.forward(features)
+    probabilities = softmax(outputs[-1])
+    picked = probabilities[np.arange(count), labels]
+    loss = float(-np.log(np.maximum(picked, 1e-12)).mean())
+    one_hot = np.eye(probabilities.shape[1], dtype=probabilities.dtype)[labels]
+    d_logits = (probabilities - one_hot) / count  # the mean's gradient: each image weighs 1/N
     d_features = classifier.head.backward(outputs, d_logits)
     gradients = cnn.gradients(x, d_features)
+    adam = Adam(learning_rate=learning_rate)
+    if adam_state and int(adam_state.get("iterations", 0)) > 0:
+        adam.load_state_dict(adam_state)
+    filters = [f.copy() for f in cnn.filters]
+    adam.step(
+        filters,
+        [np.asarray(g, dtype=f.dtype) for g, f in zip(gradients.filters, filters, strict=True)],
+    )
+    maps = cnn.feature_maps(x[:1])
     return {
-        "class": class_index,
-        "logit": float(outputs[-1][0, class_index]),
-        "input": gradients.input[0, 0],
-        "pooled": {f"pool{i + 1}": g[0] for i, g in enumerate(gradients.pooled)},
-        "features": d_features[0],
+        "count": count,
+        "labels": labels,
+        "predictions": probabilities.argmax(axis=1),
+        "probabilities": probabilities[0],
+        "loss": loss,
+        "losses": -np.log(np.maximum(picked, 1e-12)),
+        "d_logits": d_logits[0],
+        "d_features": d_features[0],
+        "stages": [
+            {
+                "name": f"conv{number}",
+                "maps": maps[f"conv{number}"][0],
+                "d_pooled": gradients.pooled[number - 1][0],
+                "d_filters": gradients.filters[number - 1],
+                "update": filters[number - 1] - cnn.filters[number - 1],
+                "filters": cnn.filters[number - 1],
+            }
+            for number in range(1, len(cnn.stages) + 1)
+        ],
+        "learning_rate": learning_rate,
+        "adam_step": adam.iterations,
     }
 
 

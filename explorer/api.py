@@ -4,32 +4,45 @@ Each function takes the :class:`Explorer` (the model, the test set, the training
 request's JSON body, checks what the page sent, asks ``explorer/analysis.py`` (or the training
 run) and returns plain values and NumPy arrays; ``explorer/server.py`` carries them over HTTP.
 
-    GET  /api/model        model_info   the model: architecture, class names, filters, history;
-                                        or why there is none and the command that trains one
-    POST /api/analyse      analyse      {image} + optional "disabled": {"conv1": [2]},
-                                        "cover": [t, l, b, r] -> the prepared image, the
-                                        probabilities, every layer's output
-    POST /api/arithmetic   arithmetic   {image, "layer": "conv2" | "pool1", "channel", "row",
-                                        "column"} -> the numbers behind that pixel
-    POST /api/gradient     gradient     {image, "class": 7} -> d logit / d input and every stage
-    GET  /api/testset      test_set     accuracy, confusion matrix, the most confident mistakes
-    POST /api/train        train        {"mode": "quick" | "full"}: started, or 409 if one runs
-    POST /api/train/stop   stop_training    stop the run; it saves first
+    GET  /api/model            model_info   the model: architecture, class names, filters,
+                                            history, where runs save; or why there is none
+    POST /api/analyse          analyse      {image} + optional "disabled": {"conv1": [2]},
+                                            "cover": [t, l, b, r] -> the prepared image, the
+                                            probabilities, every layer's output
+    POST /api/arithmetic       arithmetic   {image, "layer": "conv2" | "pool1", "channel",
+                                            "row", "column"} -> the numbers behind that pixel
+    POST /api/gradient         gradient     {image, "class": 7, optional "versus": 1} ->
+                                            d (logit 7 [- logit 1]) / d input and every stage
+    POST /api/weight_gradient  weight_gradient  {image, "class", optional "versus", "layer",
+                                            "filter", "channel", "row", "column"} -> one
+                                            filter weight's gradient, position by position
+    POST /api/training_step    training_step    {image, "label": 3} -> one training step on a
+                                            small batch, stage by stage, and Adam's update
+    GET  /api/testset          test_set     accuracy, confusion matrix, the most confident
+                                            mistakes
+    POST /api/train            train        {"mode": "quick" | "full", optional "epochs",
+                                            "learning_rate", "num_filters"}: started, or 409
+    POST /api/train/stop       stop_training    stop the run; it saves first
+    POST /api/train/pace       pace         {"pace": "pause" | "step" | "slow" | "run"}
+    POST /api/model/restore    restore_original explore the --model file again
 
     {image} is {"drawing": {"width": W, "height": H, "ink": [W*H numbers in 0..1]}} (0 paper,
     1 ink, row by row) or {"test_index": i}, a digit of the model's test set.
 
-The experiments ("disabled", "cover") apply to the analysis, the arithmetic and the gradient
+The experiments ("disabled", "cover") apply to the analysis, the arithmetic and the gradients
 alike, and each answer says which were applied ("experiments": {} for none). A request that
 cannot be answered raises RequestError (an HTTP status and one line for the page) or
-analysis.AnalysisError (400).
+analysis.AnalysisError (400). With ``--read-only``, the requests that change what everyone sees
+(train, stop, pace, restore) need the teacher's token ("teacher_token" in the body).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import queue
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,15 +55,24 @@ import download_mnist
 import inference
 from explorer import analysis
 from explorer.json_arrays import to_json
-from plumbing.atomic_write import FileWriteError, check_writable
-from plumbing.checks import is_int
+from plumbing.atomic_write import FileWriteError
+from plumbing.checks import is_finite_number, is_int
 from predict_digit import ImageError, prepare_digit
+from training import model_file
 from training.model_file import TRAIN_COMMAND, ModelFileError
 
 MAX_DRAWING_SIDE = 1024
 QUICK_RUN = {"limit": 6000, "epochs": 3}  # a few thousand images: seconds, not minutes
 # The settings a run started from the page takes from the model explored: it trains that network.
 ARCHITECTURE_SETTINGS = ("num_filters", "kernel_sizes", "paddings", "hidden", "dropout", "dataset")
+# What a page may ask of a run: bounds that keep one shared server responsive.
+MAX_EPOCHS = 30
+MAX_FILTERS = 64
+STEP_BATCH = 8  # images in the training step shown stage by stage: the one explored and 7 more
+NO_DIGIT_IN_DRAWING = (
+    "no digit found in the drawing: the pad is blank, or inked all over; draw the digit with a "
+    "few strokes on the white pad"
+)
 
 
 class RequestError(Exception):
@@ -69,31 +91,47 @@ class RequestError(Exception):
 class Explorer:
     """The model explored, its test set and the training run, shared by every request.
 
+    ``original_path`` is the --model file; ``model_path`` the file explored now: the original,
+    or the file a training run saved (``run_path``, never the original when it holds a model).
     Requests read it; a finished run replaces the classifier as one assignment, so a request
     sees the old model or the new, never half of each.
     """
 
-    def __init__(self, model_path: str, data_dir: str | None = None):
+    def __init__(self, model_path: str, data_dir: str | None = None, read_only: bool = False):
+        self.original_path = model_path
         self.model_path = model_path
         self.data_dir = data_dir
+        self.read_only = read_only
+        # With --read-only, the token that lets the teacher's page train anyway.
+        self.teacher_token = secrets.token_urlsafe(16) if read_only else None
         self.classifier: inference.Classifier | None = None
         self.model_error: str | None = None  # why there is no model, when there is none
         self.train_command: str | None = None  # the command that trains one where it belongs
         self.listeners: list[queue.Queue] = []  # one per page following the training events
-        self.lock = threading.RLock()  # guards the training run and the listeners
+        self.lock = threading.RLock()  # guards the training run, the model's path, listeners
         self.training_run = None  # live_training.TrainingRun, while or after one runs
         self.answered = threading.Condition()  # notified each time a request has been answered
         self.requests_in_progress = 0
         self._test_set: tuple[str, np.ndarray, np.ndarray] | None = None  # dataset, images, labels
         self.load_model()
+        # Where runs save, decided once: beside the original, which they never replace.
+        self.run_path, refusal = run_save_path(model_path, self.classifier is not None)
+        self.run_refusal = None if self.run_path else refusal  # why no run can save
+        if self.classifier is None:
+            if refusal:  # the trainer would not save at --model's path: say why, and where
+                self.model_error += f"; {refusal}"
+                if self.run_path:
+                    self.model_error += f"; a run saves to {self.run_path} instead"
+            if self.run_path:
+                self.train_command = f"{TRAIN_COMMAND} --save {self.run_path}"
 
     def load_model(self) -> None:
         try:
             self.classifier = inference.load_classifier(self.model_path)
-            self.model_error = self.train_command = None
+            self.model_error = None
         except ModelFileError as error:
             self.classifier = None
-            self.model_error, self.train_command = _no_model_advice(self.model_path, error)
+            self.model_error = error.reason  # the page and the terminal offer ways to train one
 
     def require_classifier(self) -> inference.Classifier:
         classifier = self.classifier
@@ -128,25 +166,44 @@ class Explorer:
     def training(self) -> bool:
         return self.training_run is not None and self.training_run.running()
 
-    def start_training(self, mode: str) -> None:
+    def check_control(self, body: dict) -> None:
+        """Refuse, in --read-only mode, a request without the teacher's token (403)."""
+        if not self.read_only:
+            return
+        token = body.get("teacher_token")
+        if not isinstance(token, str) or not hmac.compare_digest(token, self.teacher_token):
+            raise RequestError(
+                403,
+                "this explorer is read-only (--read-only): only the teacher's page can start, "
+                "stop or pace training, or restore the model",
+            )
+
+    def start_training(self, mode: str, changes: dict[str, Any] | None = None) -> None:
         """Train the network explored (``mode`` "quick": QUICK_RUN; "full": the trainer's
-        defaults), saving to the model's path; refused while a run is running."""
+        defaults), with the page's ``changes`` (epochs, learning_rate, num_filters), saving to
+        ``run_path``; refused while a run is running."""
         # The trainer's modules load only when a run starts, so that the server starts fast.
         from explorer import live_training
-        from training.settings import TrainConfig
+        from training.settings import ConfigError, TrainConfig
 
         with self.lock:
             if self.training():
                 raise RequestError(409, "a training run is already running; stop it first")
+            if self.run_path is None:
+                raise RequestError(409, f"a training run could not save: {self.run_refusal}")
             settings = dict(QUICK_RUN) if mode == "quick" else {}
             if self.classifier is not None:
                 trained_with = self.classifier.config  # the settings saved with the model
                 for name in ARCHITECTURE_SETTINGS:
                     if name in trained_with:
                         settings[name] = trained_with[name]
-            config = TrainConfig(
-                **settings, save_path=self.model_path, data_dir=self.data_dir, verbose=False
-            )
+            settings.update(changes or {})
+            try:
+                config = TrainConfig(
+                    **settings, save_path=self.run_path, data_dir=self.data_dir, verbose=False
+                )
+            except ConfigError as error:
+                raise RequestError(400, str(error)) from None
             images, _ = self.load_test_set()
             self.training_run = live_training.TrainingRun(config, self.publish, images[0], images)
             self.training_run.start()
@@ -157,29 +214,59 @@ class Explorer:
                 raise RequestError(409, "no training run is running")
             self.training_run.stop()
 
+    def pace_training(self, pace: str) -> None:
+        with self.lock:
+            if not self.training():
+                raise RequestError(409, "no training run is running")
+            self.training_run.set_pace(pace)
+
+    def restore_original(self) -> None:
+        """Explore the --model file again, telling every page."""
+        with self.lock:
+            if self.training():
+                raise RequestError(409, "a training run is running; stop it first")
+            if self.model_path == self.original_path:
+                raise RequestError(
+                    409, f"the page explores the original already, {self.model_path}"
+                )
+            self.model_path = self.original_path
+            self.load_model()
+        self.publish(
+            {
+                "type": "model",
+                "message": f"The original model is back: the page explores {self.model_path} "
+                "again.",
+            }
+        )
+
     def publish(self, event: dict[str, Any]) -> None:
-        """Send a training event to every page listening (Server-Sent Events).
+        """Send an event to every page listening (Server-Sent Events).
 
         Encoded here, in the training thread, so that each page gets the arrays as they were
         when the event was made, not as the next steps change them.
         """
-        message = json.dumps(to_json(event))
         if event["type"] in ("finished", "stopped"):
-            self.load_model()  # the run saved the model: the page now explores that one
+            with self.lock:
+                self.model_path = self.run_path  # the run saved there: pages now explore it
+                self.load_model()
+            event = {**event, "model_path": self.model_path}
+        message = json.dumps(to_json(event))
         with self.lock:
             for listener in self.listeners:
                 listener.put(message)
 
-    def listen(self) -> queue.Queue:
-        """A queue that receives each training event as a JSON string, and None at the end."""
-        listener = queue.Queue()
+    def listen(self, listener=None):
+        """Register ``listener`` (anything with ``put``; by default a new queue.Queue): it
+        receives each event as a JSON string, and None at the end."""
+        listener = queue.Queue() if listener is None else listener
         with self.lock:
             self.listeners.append(listener)
         return listener
 
-    def unlisten(self, listener: queue.Queue) -> None:
+    def unlisten(self, listener) -> None:
         with self.lock:
-            self.listeners.remove(listener)
+            if listener in self.listeners:
+                self.listeners.remove(listener)
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -211,15 +298,43 @@ class Explorer:
         return message
 
 
-def _no_model_advice(model_path: str, error: ModelFileError) -> tuple[str, str | None]:
-    """Why ``model_path`` gave no model, and the one command that trains one there (None when
-    the trainer could not save there: the reason then says why)."""
-    reason = error.reason  # the page and the terminal offer their own ways to train one
+def run_save_path(model_path: str, has_model: bool) -> tuple[str | None, str | None]:
+    """Where a training run started from the page saves (None: nowhere), and why the trainer
+    refuses the first path it would have taken (None: it does not).
+
+    Never over a model the user has: beside it, as ``<name>-explorer-run.npz``. Without one, the
+    run makes it at ``model_path``, or, where the trainer would refuse that path (a file it did
+    not write, such as notes.txt), at the first path beside it that the trainer accepts.
+    """
+    path = Path(model_path)
+    stem = path.stem
+    if has_model:
+        names = [f"{stem}-explorer-run.npz"] + [f"{stem}-explorer-run-{n}.npz" for n in range(2, 6)]
+        candidates = [str(path.with_name(name)) for name in names]
+    else:
+        candidates = [model_path]
+        if path.suffix != ".npz":
+            candidates.append(str(path.with_name(f"{stem}.npz")))
+        candidates += [str(path.with_name(f"{stem}-{n}.npz")) for n in range(2, 6)]
+    first_refusal = _trainer_refusal(candidates[0])
+    if first_refusal is None:
+        return candidates[0], None
+    for candidate in candidates[1:]:
+        if _trainer_refusal(candidate) is None:
+            return candidate, first_refusal
+    return None, first_refusal
+
+
+def _trainer_refusal(save_path: str) -> str | None:
+    """Why the trainer would refuse to save a model at ``save_path`` (None: it would not)."""
+    from training.output_files import check_outputs
+    from training.settings import ConfigError, TrainConfig
+
     try:
-        check_writable(model_path, "model file")
-    except FileWriteError as write_error:
-        return f"{reason}; {write_error}", None
-    return reason, f"{TRAIN_COMMAND} --save {model_path}"
+        check_outputs(TrainConfig(save_path=save_path, verbose=False))
+    except (FileWriteError, ConfigError) as error:
+        return str(error)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,15 +364,20 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
             400, f"drawing ink must hold width x height = {width * height} numbers, got {count}"
         )
     try:
-        ink = np.asarray(ink, dtype=np.float64).reshape(height, width)
-    except (TypeError, ValueError):
-        raise RequestError(400, "drawing ink must be numbers from 0 to 1") from None
+        ink = np.asarray(ink)
+    except (ValueError, TypeError):  # ragged lists
+        ink = None
+    # One number per pixel: a list of lists ([[1]] * 64), text or true/false is not a drawing.
+    if ink is None or ink.ndim != 1 or ink.dtype.kind not in "iuf":
+        raise RequestError(400, "drawing ink must be a flat list of numbers from 0 to 1")
+    ink = ink.astype(np.float64).reshape(height, width)
     if not np.isfinite(ink).all() or ink.min() < 0 or ink.max() > 1:
         raise RequestError(400, "drawing ink must be finite numbers from 0 to 1")
     try:
         return prepare_digit((1.0 - ink).astype(np.float32))  # grey: 1 paper, 0 ink
-    except ImageError as error:
-        raise RequestError(422, str(error)) from None
+    except ImageError:
+        # The only way a drawing of the right size fails: no ink stands out. Say it for a pad.
+        raise RequestError(422, NO_DIGIT_IN_DRAWING) from None
 
 
 def classifier_and_image(
@@ -292,6 +412,22 @@ def classifier_and_image(
     return classifier, image, experiments
 
 
+def _int_field(body: dict, name: str, message: str | None = None) -> int:
+    value = body.get(name)
+    if not is_int(value):
+        raise RequestError(400, message or f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _class_and_versus(body: dict) -> tuple[int, int | None]:
+    """The class a gradient is about, and the class it is compared with (None: none)."""
+    class_index = _int_field(body, "class")
+    versus = body.get("versus")
+    if versus is not None and not is_int(versus):
+        raise RequestError(400, f"versus must be a class index or null, got {versus!r}")
+    return class_index, versus
+
+
 # --------------------------------------------------------------------------------------------
 # One function per request
 # --------------------------------------------------------------------------------------------
@@ -299,19 +435,27 @@ def classifier_and_image(
 
 def model_info(explorer: Explorer) -> dict[str, Any]:
     classifier = explorer.classifier
+    common = {
+        "path": explorer.model_path,
+        "original_path": explorer.original_path,
+        "training": explorer.training(),
+        "run_path": explorer.run_path,
+        "run_refusal": explorer.run_refusal,  # why no run can save (the buttons then hide)
+        "read_only": explorer.read_only,
+        "limits": {"epochs": MAX_EPOCHS, "filters": MAX_FILTERS},
+    }
     if classifier is None:
         return {
             "ok": False,
+            **common,
             "error": explorer.model_error,
-            "path": explorer.model_path,
             "train_command": explorer.train_command,
-            "training": explorer.training(),
         }
     cnn = classifier.cnn
+    config = classifier.config
     return {
         "ok": True,
-        "path": explorer.model_path,
-        "training": explorer.training(),
+        **common,
         "dataset": explorer.dataset_name(),
         "class_names": classifier.class_names,
         "summary": cnn.summary(),
@@ -334,13 +478,14 @@ def model_info(explorer: Explorer) -> dict[str, Any]:
             for number, f in enumerate(cnn.filters, start=1)
         },
         "history": classifier.history,
+        "learning_rate": config.get("learning_rate"),
     }
 
 
 def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
     classifier, image, experiments = classifier_and_image(explorer, body)
     answer = analysis.analyse(classifier, image)
-    return {
+    reply = {
         "image": answer.image,
         "probabilities": answer.probabilities,
         "prediction": answer.prediction,
@@ -351,6 +496,10 @@ def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
         ],
         "experiments": experiments,
     }
+    if "test_index" in body:  # a digit of the test set: its true class, beside the answer
+        _, labels = explorer.load_test_set()
+        reply["true_class"] = int(labels[body["test_index"]])
+    return reply
 
 
 def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
@@ -372,10 +521,49 @@ def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:
 
 def gradient(explorer: Explorer, body: dict) -> dict[str, Any]:
     classifier, image, experiments = classifier_and_image(explorer, body)
-    class_index = body.get("class")
-    if not is_int(class_index):
-        raise RequestError(400, f"class must be an integer, got {class_index!r}")
-    return {**analysis.class_gradients(classifier, image, class_index), "experiments": experiments}
+    class_index, versus = _class_and_versus(body)
+    answer = analysis.class_gradients(classifier, image, class_index, versus)
+    return {**answer, "experiments": experiments}
+
+
+def weight_gradient(explorer: Explorer, body: dict) -> dict[str, Any]:
+    classifier, image, experiments = classifier_and_image(explorer, body)
+    class_index, versus = _class_and_versus(body)
+    layer = body.get("layer")
+    if not isinstance(layer, str):
+        raise RequestError(400, f'layer must be a conv layer\'s name, e.g. "conv1", got {layer!r}')
+    weight = [_int_field(body, name) for name in ("filter", "channel", "row", "column")]
+    answer = analysis.weight_gradient(classifier, image, class_index, versus, layer, *weight)
+    return {**answer, "experiments": experiments}
+
+
+def training_step(explorer: Explorer, body: dict) -> dict[str, Any]:
+    """One training step on the image explored (labelled as the page says) and the first
+    STEP_BATCH - 1 test digits, shown stage by stage; nothing is changed."""
+    classifier, image, experiments = classifier_and_image(explorer, body)
+    label = _int_field(body, "label")
+    if not 0 <= label < len(classifier.class_names):
+        raise RequestError(
+            400, f"label must be 0 to {len(classifier.class_names) - 1}, got {label}"
+        )
+    images, labels = explorer.load_test_set()
+    batch = np.concatenate([image[np.newaxis], images[: STEP_BATCH - 1]])
+    batch_labels = np.concatenate([[label], labels[: STEP_BATCH - 1]])
+    # The next step as the trainer would take it: Adam's moments and where the run stopped.
+    try:
+        saved = model_file.load_model(explorer.model_path)
+    except ModelFileError as error:
+        raise RequestError(503, error.reason) from None
+    learning_rate = saved.config.get("learning_rate", 0.001)
+    decay = saved.config.get("learning_rate_decay", 1.0)
+    if is_finite_number(learning_rate) and is_finite_number(decay) and learning_rate > 0:
+        learning_rate *= decay**saved.epoch  # this epoch's rate, as the trainer decays it
+    else:
+        learning_rate = 0.001
+    answer = analysis.training_step(
+        classifier, batch, batch_labels, float(learning_rate), saved.conv_optimizer_state
+    )
+    return {**answer, "experiments": experiments}
 
 
 def test_set(explorer: Explorer) -> dict[str, Any]:
@@ -388,13 +576,57 @@ def test_set(explorer: Explorer) -> dict[str, Any]:
 
 
 def train(explorer: Explorer, body: dict) -> dict[str, Any]:
+    explorer.check_control(body)
     mode = body.get("mode", "quick")
     if mode not in ("quick", "full"):
         raise RequestError(400, f"mode must be 'quick' or 'full', got {mode!r}")
-    explorer.start_training(mode)
-    return {"started": True, "mode": mode, "save_path": explorer.model_path}
+    changes = {}
+    epochs = body.get("epochs")
+    if epochs is not None:
+        if not is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
+            raise RequestError(400, f"epochs must be 1 to {MAX_EPOCHS}, got {epochs!r}")
+        changes["epochs"] = epochs
+    learning_rate = body.get("learning_rate")
+    if learning_rate is not None:
+        if not is_finite_number(learning_rate) or not 0 < learning_rate <= 1:
+            raise RequestError(
+                400, f"learning_rate must be above 0 and at most 1, got {learning_rate!r}"
+            )
+        changes["learning_rate"] = float(learning_rate)
+    num_filters = body.get("num_filters")
+    if num_filters is not None:
+        stages = len(explorer.classifier.cnn.stages) if explorer.classifier else None
+        if (
+            not isinstance(num_filters, list)
+            or not num_filters
+            or not all(is_int(n) and 1 <= n <= MAX_FILTERS for n in num_filters)
+            or (stages is not None and len(num_filters) != stages)
+        ):
+            count = f"{stages} numbers" if stages else "numbers"
+            raise RequestError(
+                400, f"num_filters must be {count} from 1 to {MAX_FILTERS}, got {num_filters!r}"
+            )
+        changes["num_filters"] = tuple(num_filters)
+    explorer.start_training(mode, changes)
+    return {"started": True, "mode": mode, "save_path": explorer.run_path, **changes}
 
 
 def stop_training(explorer: Explorer, body: dict) -> dict[str, Any]:
+    explorer.check_control(body)
     explorer.stop_training()
     return {"stopping": True}
+
+
+def pace(explorer: Explorer, body: dict) -> dict[str, Any]:
+    explorer.check_control(body)
+    value = body.get("pace")
+    if value not in ("pause", "step", "slow", "run"):
+        raise RequestError(400, f"pace must be 'pause', 'step', 'slow' or 'run', got {value!r}")
+    explorer.pace_training(value)
+    return {"pace": value}
+
+
+def restore_original(explorer: Explorer, body: dict) -> dict[str, Any]:
+    explorer.check_control(body)
+    explorer.restore_original()
+    return {"path": explorer.model_path}

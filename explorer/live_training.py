@@ -14,6 +14,10 @@ The two health figures, per layer:
 * update-to-weight ratio: how far the weights moved per step since the last snapshot,
   ||W_now - W_before|| / (steps * ||W_now||). About 1e-3 is healthy; far below, the layer has
   stopped learning; far above, the learning rate is too high for it.
+
+A run can be paced from the page (:meth:`TrainingRun.set_pace`): paused, one step at a time,
+slowed to a few steps a second, or run at full speed. The hook waits between two steps, so a
+paused run holds still exactly between them, and each paced step is shown with its gradients.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from plumbing import process_tuning
 from training.settings import TrainConfig
 
 PROBE_IMAGES = 128  # test images for the dead-unit count: enough to see a live unit fire
+SLOW_STEP_SECONDS = 0.5  # "slow": two steps a second, each one shown
+PACES = ("run", "pause", "slow")  # and "step": one more step, then paused
 
 
 class TrainingRun:
@@ -63,6 +69,9 @@ class TrainingRun:
         self._weights_then: list[np.ndarray] | None = None
         self._steps_then = 0
         self._epochs_published = 0
+        self.pace = "run"
+        self._steps_allowed = 0  # steps "step" let through a paused run
+        self._pace_changed = threading.Condition()
 
     def start(self) -> None:
         self.publish({"type": "started", "settings": _settings_shown(self.config)})
@@ -71,6 +80,21 @@ class TrainingRun:
     def stop(self) -> None:
         """Ask the run to stop after its current step; it saves, then ends with "stopped"."""
         self.stop_request.set()
+        with self._pace_changed:
+            self._pace_changed.notify_all()  # a paused run wakes up to stop
+
+    def set_pace(self, pace: str) -> None:
+        """ "run" (full speed), "pause" (hold between two steps), "slow" (SLOW_STEP_SECONDS a
+        step, each shown) or "step" (one more step, then paused)."""
+        with self._pace_changed:
+            if pace == "step":
+                self.pace = "pause"
+                self._steps_allowed += 1
+            else:
+                self.pace = pace
+                self._steps_allowed = 0
+            self._pace_changed.notify_all()
+        self.publish({"type": "pace", "pace": self.pace, "stepping": pace == "step"})
 
     def running(self) -> bool:
         return self.thread.is_alive()
@@ -99,21 +123,39 @@ class TrainingRun:
     def _on_step(self, model, epoch: int, step: int) -> None:
         self._publish_new_epochs(model.history)
         now = time.perf_counter()
-        if now - self._last_snapshot >= self.every_seconds:
+        paced = self.pace != "run"  # each step is shown, with its gradients
+        if paced or now - self._last_snapshot >= self.every_seconds:
             self._last_snapshot = now
             # One BLAS thread, as in the steps: BLAS's own threads would spin on after the
             # snapshot and slow the next steps far more than the snapshot itself costs.
             with process_tuning.blas_single_threaded():
-                event = self.snapshot(model, epoch, step)
+                event = self.snapshot(model, epoch, step, with_gradients=paced)
             self.publish(event)
+        self._wait_for_pace()
+
+    def _wait_for_pace(self) -> None:
+        """Hold the run between two steps while paused (until "step", "run" or stop), or for
+        SLOW_STEP_SECONDS when slow."""
+        with self._pace_changed:
+            if self.pace == "slow":
+                self._pace_changed.wait(SLOW_STEP_SECONDS)
+            while (
+                self.pace == "pause" and self._steps_allowed == 0 and not self.stop_request.is_set()
+            ):
+                self._pace_changed.wait()
+            if self.pace == "pause" and self._steps_allowed:
+                self._steps_allowed -= 1
 
     def _publish_new_epochs(self, history: list[dict[str, Any]]) -> None:
         for record in history[self._epochs_published :]:
             self.publish({"type": "epoch", "record": record})
         self._epochs_published = len(history)
 
-    def snapshot(self, model, epoch: int, step: int) -> dict[str, Any]:
-        """The run as it stands: progress, filters, the sample's maps, each layer's health."""
+    def snapshot(
+        self, model, epoch: int, step: int, with_gradients: bool = False
+    ) -> dict[str, Any]:
+        """The run as it stands: progress, filters, the sample's maps, each layer's health;
+        ``with_gradients``: also the last step's loss and its filters' gradients."""
         from training import keras_head  # loaded by the trainer already
 
         sums = trainer.EpochSums(**model.partial_epoch)
@@ -125,7 +167,7 @@ class TrainingRun:
         steps_done = model.conv_optimizer.iterations
         ratios = self._update_ratios(weights, steps_done)
         maps = model.cnn.feature_maps(self.sample)  # keeps nothing: safe between steps
-        return {
+        event = {
             "type": "progress",
             "epoch": epoch,
             "epochs": self.config.epochs,
@@ -140,7 +182,13 @@ class TrainingRun:
             },
             "dead_fraction": self._dead_fractions(model, head_weights),
             "update_ratio": dict(zip(names, ratios, strict=True)) if ratios else {},
+            "pace": self.pace,
         }
+        if with_gradients and model.last_step is not None:
+            gradients = model.last_step.conv_gradients
+            event["step_loss"] = model.last_step.loss
+            event["conv_gradients"] = {name: g for name, g in zip(names, gradients, strict=False)}
+        return event
 
     def _update_ratios(self, weights: list[np.ndarray], steps_done: int) -> list[float] | None:
         """Per layer, ||W_now - W_then|| / (steps * ||W_now||) since the last snapshot."""
