@@ -58,6 +58,7 @@ from inference import (
 from plumbing.atomic_write import FileWriteError, same_file  # noqa: F401  (FileWriteError: API)
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
 from training import settings
+from training.augmentation import augment
 from training.history import write_history
 from training.messages import (
     describe_run,
@@ -365,6 +366,7 @@ def train_steps(
     model.conv_optimizer.learning_rate = learning_rate
     model.head_optimizer.learning_rate.assign(learning_rate)
     order, shifts = epoch_plan(config.seed, epoch, len(data.x_train), config.shift)
+    augmentation = config.augmentation()
     last_step = steps_per_epoch(data, config)
     if max_steps is not None:
         last_step = min(last_step, model.step + max_steps)
@@ -375,10 +377,11 @@ def train_steps(
         if stop.is_set():
             break
         batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        images = shift_images(data.x_train[batch], shifts[batch])
+        # Seeded by the step itself, so a resumed run distorts each batch as it would have been.
+        images = augment(images, augmentation, np.random.default_rng([config.seed, epoch, step]))
         try:
-            result = train_step(
-                model, shift_images(data.x_train[batch], shifts[batch]), data.y_train[batch]
-            )
+            result = train_step(model, images, data.y_train[batch])
         except DIVERGED:
             if progress:
                 progress.end_line()

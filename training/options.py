@@ -83,6 +83,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="data augmentation: move each training image by up to this many pixels in each "
         f"direction, a new random shift every epoch; 0 turns it off (default {default.shift})",
     )
+    augmenting = parser.add_argument_group(
+        "more data augmentation",
+        "each training image distorted anew every epoch, each by its own random amount up to "
+        "these (training/augmentation.py); 0 turns one off",
+    )
+    augmenting.add_argument(
+        "--rotation",
+        type=_float,
+        metavar="DEGREES",
+        help=f"turned either way (default {default.rotation:g})",
+    )
+    augmenting.add_argument(
+        "--scale",
+        type=_float,
+        metavar="FRACTION",
+        help=f"made larger or smaller: 0.1 is 90%% to 110%% (default {default.scale:g})",
+    )
+    augmenting.add_argument(
+        "--shear",
+        type=_float,
+        metavar="DEGREES",
+        help=f"slanted either way (default {default.shear:g})",
+    )
+    augmenting.add_argument(
+        "--elastic",
+        type=_float,
+        metavar="PIXELS",
+        help="bent: every pixel moves along a smooth random field, about this far "
+        f"(default {default.elastic:g})",
+    )
+    augmenting.add_argument(
+        "--stroke",
+        type=_float,
+        metavar="PIXELS",
+        help=f"written with a pen up to this much thinner or thicker (default {default.stroke:g})",
+    )
     add(
         "--dataset",
         choices=DATASETS,

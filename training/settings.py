@@ -31,6 +31,7 @@ import numpy as np
 
 from plumbing.checks import is_finite_number, is_int
 from simple_cnn import LENET_PADDINGS, Stage, per_stage_mismatch, plan_stages
+from training.augmentation import Augmentation
 
 DEFAULT_MODEL_PATH = "simple_cnn_model.npz"
 DATASETS = ("mnist", "fashion")
@@ -56,6 +57,12 @@ class TrainConfig:
     learning_rate_decay: float = 0.6  # each epoch's learning rate is the previous one's times this
     seed: int = 0
     shift: int = 1  # pixels a training image may move each way (data augmentation)
+    # More augmentation (training/augmentation.py): each image at most this much, anew each epoch.
+    rotation: float = 0.0  # degrees either way
+    scale: float = 0.0  # a fraction larger or smaller
+    shear: float = 0.0  # degrees of slant either way
+    elastic: float = 0.0  # pixels: a smooth random bending of the digit
+    stroke: float = 0.0  # pixels thinner or thicker pen
     dataset: str = "mnist"  # or "fashion"
     limit: int | None = None  # a quick try on the first N images of each split; None: all
     num_filters: tuple[int, ...] = (6, 16)  # per conv stage: two stages
@@ -94,6 +101,11 @@ class TrainConfig:
         _check_number("--learning-rate-decay", self.learning_rate_decay, 0, 1, low_open=True)
         _check_int("--seed", self.seed, 0, MAX_SEED)
         _check_int("--shift", self.shift, 0, MAX_SHIFT)
+        _check_number("--rotation", self.rotation, 0, 45)
+        _check_number("--scale", self.scale, 0, 0.5)
+        _check_number("--shear", self.shear, 0, 45)
+        _check_number("--elastic", self.elastic, 0, 4)
+        _check_number("--stroke", self.stroke, 0, 1)
         _check_choice("--dataset", self.dataset, DATASETS)
         if self.limit is not None:
             _check_int("--limit", self.limit, 1)
@@ -132,6 +144,16 @@ class TrainConfig:
         except ValueError as error:
             raise ConfigError(f"--filters/--kernel-size/--padding: {error}") from None
 
+    def augmentation(self) -> Augmentation:
+        """The distortions of the training images beyond --shift (training/augmentation.py)."""
+        return Augmentation(
+            rotation_degrees=self.rotation,
+            scale=self.scale,
+            shear_degrees=self.shear,
+            elastic_pixels=self.elastic,
+            stroke_pixels=self.stroke,
+        )
+
     def saves_model(self) -> bool:
         """Whether the run writes a model file."""
         return bool(self.save_path) and not self.no_save
@@ -159,6 +181,11 @@ RUN_SETTINGS = (
     "learning_rate_decay",
     "seed",
     "shift",
+    "rotation",
+    "scale",
+    "shear",
+    "elastic",
+    "stroke",
     "dataset",
     "limit",
     "num_filters",
@@ -168,6 +195,8 @@ RUN_SETTINGS = (
     "dropout",
 )
 STORED_SETTINGS = (*RUN_SETTINGS, "impl")
+# What runs written before a setting existed did: a model file that lacks one ran without it.
+BEFORE_IT_EXISTED = {"rotation": 0.0, "scale": 0.0, "shear": 0.0, "elastic": 0.0, "stroke": 0.0}
 # Options named otherwise than "--" + the field's name: a program's options are public, so they
 # keep the names they had before the fields took SimpleCNN's.
 OPTIONS = {
@@ -274,12 +303,14 @@ def check_saved_settings(saved: dict[str, Any]) -> TrainConfig:
     """The TrainConfig a model file's stored settings describe, every value checked.
 
     Files written before the network was configurable lack its fields: they get the defaults,
-    which are that network. Raises ValueError (ConfigError) naming the bad setting.
+    which are that network. Files written before the augmentation beyond --shift lack its
+    fields: they ran without it (BEFORE_IT_EXISTED). Raises ValueError (ConfigError) naming the
+    bad setting.
     """
     unknown = sorted(set(saved) - set(STORED_SETTINGS))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}")
-    return TrainConfig(**saved, save_path=None)
+    return TrainConfig(**{**BEFORE_IT_EXISTED, **saved}, save_path=None)
 
 
 def resumed_config(config: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
