@@ -35,7 +35,8 @@ def rotation(degrees: float, count: int) -> np.ndarray:
 
 
 def no_field(images: np.ndarray) -> np.ndarray:
-    return np.zeros((*images.shape, 2), np.float32)
+    count, height, width = images.shape
+    return np.zeros((count, 2, height, width), np.float32)
 
 
 def test_no_augmentation_gives_the_images_themselves(digits):
@@ -59,7 +60,7 @@ def test_the_identity_transform_changes_nothing(digits):
 def test_a_whole_pixel_shift_moves_the_image_exactly(digits):
     x = digits.astype(np.float32)
     field = no_field(x)
-    field[..., 0], field[..., 1] = -2, 3  # output pixel (r, c) reads input (r - 2, c + 3)
+    field[:, 0], field[:, 1] = -2, 3  # output pixel (r, c) reads input (r - 2, c + 3)
     moved = warp(x, rotation(0, len(x)), field)
     np.testing.assert_array_equal(moved[:, 2:, :-3], x[:, :-2, 3:])
     assert (moved[:, :2] == 0).all() and (moved[:, :, -3:] == 0).all()  # zeros came in
@@ -97,9 +98,9 @@ def test_thicker_and_thinner_pens(digits):
 
 def test_elastic_displacements_are_smooth_and_of_the_size_asked():
     field = smooth_field(2000, 28, 28, np.random.default_rng(0))
-    assert field.shape == (2000, 28, 28, 2)
-    assert 0.9 < field[:, 14, 14].std() < 1.1  # unit size at the centre, scaled by the caller
-    neighbours = np.abs(np.diff(field, axis=1)).mean()
+    assert field.shape == (2000, 2, 28, 28)
+    assert 0.9 < field[:, :, 14, 14].std() < 1.1  # unit size at the centre, scaled by the caller
+    neighbours = np.abs(np.diff(field, axis=2)).mean()
     assert neighbours < 0.3 * np.abs(field).mean()  # next pixels move nearly alike
 
 

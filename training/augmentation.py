@@ -63,7 +63,8 @@ def augment(images: np.ndarray, augmentation: Augmentation, rng: np.random.Gener
     if augmentation.stroke_pixels:
         x = vary_stroke_width(x, rng.uniform(-1, 1, len(x)) * augmentation.stroke_pixels)
     x = warp(x, *random_geometry(x.shape, augmentation, rng))
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    np.rint(x, out=x)
+    return np.clip(x, 0, 255, out=x).astype(np.uint8)
 
 
 def vary_stroke_width(x: np.ndarray, change: np.ndarray) -> np.ndarray:
@@ -73,16 +74,22 @@ def vary_stroke_width(x: np.ndarray, change: np.ndarray) -> np.ndarray:
     its 3x3 neighbourhood) makes the pen one pixel wider on every side, erosion (the smallest)
     one pixel narrower; a fraction of a pixel blends between the image and those.
     """
-    thicker = _neighbourhood(x, np.maximum)
-    thinner = _neighbourhood(x, np.minimum)
-    amount = np.clip(change, -1, 1)[:, None, None].astype(np.float32)
-    return x + np.maximum(amount, 0) * (thicker - x) - np.minimum(amount, 0) * (thinner - x)
+    amount = np.clip(change, -1, 1).astype(np.float32)
+    result = x.copy()
+    for chosen, pick in ((amount > 0, np.maximum), (amount < 0, np.minimum)):
+        if chosen.any():
+            part = x[chosen]
+            weight = np.abs(amount[chosen])[:, None, None]
+            result[chosen] = part + weight * (_neighbourhood(part, pick) - part)
+    return result
 
 
 def _neighbourhood(x: np.ndarray, pick) -> np.ndarray:
     """``pick`` (np.maximum or np.minimum) over each pixel's 3x3 neighbourhood: rows, then
     columns (a 3x3 square is a 3-row line of 3-column lines); outside the image counts as 0."""
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    count, height, width = x.shape
+    padded = np.zeros((count, height + 2, width + 2), x.dtype)
+    padded[:, 1:-1, 1:-1] = x
     rows = pick(pick(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
     return pick(pick(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
 
@@ -90,8 +97,8 @@ def _neighbourhood(x: np.ndarray, pick) -> np.ndarray:
 def random_geometry(
     shape: tuple[int, ...], augmentation: Augmentation, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's affine matrix (N, 2, 2) and displacement field (N, H, W, 2), in pixels,
-    (row, column) order, drawn within ``augmentation``."""
+    """Each image's affine matrix (N, 2, 2) and displacements (N, 2, H, W) or, without
+    elastic distortion, (N, 2, 1, 1): in pixels, (row, column), drawn within ``augmentation``."""
     count, height, width = shape
     angle = np.radians(rng.uniform(-1, 1, count) * augmentation.rotation_degrees)
     zoom = 1 + rng.uniform(-1, 1, count) * augmentation.scale
@@ -99,70 +106,87 @@ def random_geometry(
     cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
     # Where an output pixel reads from, relative to the centre: (row, column) -> A (row, column).
     # Rotation and scale, then a horizontal shear (a slant: columns move with the row).
-    matrix = np.empty((count, 2, 2))
+    matrix = np.empty((count, 2, 2), np.float32)
     matrix[:, 0, 0], matrix[:, 0, 1] = cos, -sin
     matrix[:, 1, 0], matrix[:, 1, 1] = sin + shear * cos, cos - shear * sin
-    shift = rng.uniform(-1, 1, (count, 1, 1, 2)) * augmentation.shift_pixels
-    field = np.broadcast_to(shift, (count, height, width, 2)).astype(np.float32)
+    field = (rng.uniform(-1, 1, (count, 2, 1, 1)) * augmentation.shift_pixels).astype(np.float32)
     if augmentation.elastic_pixels:
-        field = field + smooth_field(count, height, width, rng) * augmentation.elastic_pixels
-    return matrix.astype(np.float32), field
+        field = field + smooth_field(count, height, width, rng) * np.float32(
+            augmentation.elastic_pixels
+        )
+    return matrix, field
 
 
 def smooth_field(count: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Random smooth displacements (count, height, width, 2) with a standard deviation of 1.
+    """Random smooth displacements (count, 2, height, width) with a standard deviation of 1.
 
     Simard et al. blur white noise with a wide Gaussian; here random values on a coarse grid
-    (one every ELASTIC_GRID_SPACING pixels) are interpolated linearly, which is as smooth for
-    the purpose and two small matrix products per image instead of a blur.
+    (one every ELASTIC_GRID_SPACING pixels) are interpolated linearly, first along the rows,
+    then along the columns: as smooth for the purpose, and a few passes instead of a blur.
     """
-    rows = _interpolation_matrix(height)
-    columns = _interpolation_matrix(width)
-    coarse = rng.standard_normal((count, 2, rows.shape[1], columns.shape[1])).astype(np.float32)
-    fine = rows @ coarse @ columns.T  # (count, 2, height, width)
-    fine /= _interpolated_std(rows, columns)  # a standard deviation of 1 at the centre
-    return np.moveaxis(fine, 1, -1)
+    knots_r = math.ceil((height - 1) / ELASTIC_GRID_SPACING) + 1
+    knots_c = math.ceil((width - 1) / ELASTIC_GRID_SPACING) + 1
+    coarse = rng.standard_normal((count, 2, knots_r, knots_c)).astype(np.float32)
+    below, weight = _interpolation(height)
+    along_rows = coarse[:, :, below] + weight[:, None] * (
+        coarse[:, :, below + 1] - coarse[:, :, below]
+    )  # (count, 2, height, knots_c)
+    below, weight = _interpolation(width)
+    fine = along_rows[..., below] + weight * (along_rows[..., below + 1] - along_rows[..., below])
+    return fine / np.float32(_middle_std(height, width))
 
 
-def _interpolation_matrix(size: int) -> np.ndarray:
-    """(size, knots): linear interpolation from knots every ELASTIC_GRID_SPACING pixels."""
-    knots = math.ceil((size - 1) / ELASTIC_GRID_SPACING) + 1
-    positions = np.arange(size) / ELASTIC_GRID_SPACING
-    weights = np.maximum(0, 1 - np.abs(positions[:, None] - np.arange(knots)[None, :]))
-    return weights.astype(np.float32)
+def _interpolation(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``size`` pixels, the knot below it and how far it is towards the next one
+    (knots every ELASTIC_GRID_SPACING pixels): linear interpolation's indices and weights."""
+    position = np.arange(size, dtype=np.float32) / ELASTIC_GRID_SPACING
+    below = np.minimum(
+        np.floor(position).astype(np.intp), math.ceil((size - 1) / ELASTIC_GRID_SPACING) - 1
+    )
+    return below, position - below
 
 
-def _interpolated_std(rows: np.ndarray, columns: np.ndarray) -> float:
-    """Standard deviation of unit-variance knots interpolated to the middle pixel."""
-    middle = np.outer(rows[len(rows) // 2], columns[len(columns) // 2])
-    return float(np.sqrt((middle**2).sum()))
+def _middle_std(height: int, width: int) -> float:
+    """Standard deviation, at the middle pixel, of unit-variance knots interpolated there."""
+    weights = []
+    for size in (height, width):
+        below, weight = _interpolation(size)
+        middle = size // 2
+        weights.append(np.array([1 - weight[middle], weight[middle]]))
+    return float(np.sqrt((np.outer(*weights) ** 2).sum()))
 
 
 def warp(x: np.ndarray, matrix: np.ndarray, field: np.ndarray) -> np.ndarray:
     """Resample each image x (N, H, W) at  centre + matrix (p - centre) + field(p), bilinearly.
 
-    matrix (N, 2, 2) and field (N, H, W, 2) in (row, column) order; outside the image is 0.
+    matrix (N, 2, 2) and field (N, 2, H, W), or (N, 2, 1, 1) for one shift per image, in
+    (row, column) order; outside the image is 0.
     """
     count, height, width = x.shape
     centre_row, centre_column = (height - 1) / 2, (width - 1) / 2
-    rows = (np.arange(height, dtype=np.float32) - centre_row)[None, :, None]
-    columns = (np.arange(width, dtype=np.float32) - centre_column)[None, None, :]
+    rows = (np.arange(height, dtype=np.float32) - centre_row)[:, None]  # (H, 1)
+    columns = (np.arange(width, dtype=np.float32) - centre_column)[None, :]  # (1, W)
     m = matrix[:, :, :, None, None]  # (N, 2, 2, 1, 1), to broadcast over (H, W)
-    source_row = m[:, 0, 0] * rows + m[:, 0, 1] * columns + centre_row + field[..., 0]
-    source_column = m[:, 1, 0] * rows + m[:, 1, 1] * columns + centre_column + field[..., 1]
     # Bilinear interpolation from a copy with a border of two zeros: every source point is
     # first brought to at most a pixel and a half outside the image, so all four neighbours
     # are inside the copy and no bounds test is needed.
     border = 2
-    padded = np.pad(x, ((0, 0), (border, border), (border, border)))
-    stride = width + 2 * border
-    np.clip(source_row, -1.5, height + 0.5, out=source_row)
-    np.clip(source_column, -1.5, width + 0.5, out=source_column)
+    source_row = m[:, 0, 0] * rows + (m[:, 0, 1] * columns + (centre_row + border))
+    source_row += field[:, 0]
+    source_column = m[:, 1, 0] * rows + (m[:, 1, 1] * columns + (centre_column + border))
+    source_column += field[:, 1]
+    np.clip(source_row, border - 1.5, height + border + 0.5, out=source_row)
+    np.clip(source_column, border - 1.5, width + border + 0.5, out=source_column)
     top, left = np.floor(source_row), np.floor(source_column)
     down, right = source_row - top, source_column - left
-    image_start = (np.arange(count) * padded[0].size)[:, None, None]
-    index = image_start + (top.astype(np.intp) + border) * stride + left.astype(np.intp) + border
+    stride = width + 2 * border
+    padded = np.zeros((count, height + 2 * border, stride), np.float32)
+    padded[:, border:-border, border:-border] = x
+    index = top.astype(np.int32) * stride + left.astype(np.int32)
+    index += (np.arange(count, dtype=np.int32) * padded[0].size)[:, None, None]
     flat = padded.ravel()
-    upper = flat[index] * (1 - right) + flat[index + 1] * right
-    lower = flat[index + stride] * (1 - right) + flat[index + stride + 1] * right
-    return upper * (1 - down) + lower * down
+    upper_left, upper_right = flat.take(index), flat.take(index + 1)
+    lower_left, lower_right = flat.take(index + stride), flat.take(index + (stride + 1))
+    upper = upper_left + right * (upper_right - upper_left)
+    lower = lower_left + right * (lower_right - lower_left)
+    return upper + down * (lower - upper)
