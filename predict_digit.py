@@ -51,7 +51,7 @@ MAX_PEN_STEPS = 16  # working pixels a stroke may widen or thin on each side (4 
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
 MIN_CONTRAST = 16 * 257  # 16-bit levels: under 16 of 255 (~6%) between ink and paper is blank
 MIN_SIDE = 8  # pixels: fewer cannot draw a digit
-CLEAR_PROBABILITY = 0.8  # below it, answers are often wrong (README, "Classify your own digit")
+CLEAR_PROBABILITY = 0.8  # below it, answers are often wrong (benchmarks/README.md, "How sure")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # what a folder offers
 EDGE_WARNING = (
     "the ink touches the picture's edge (a shadow or the paper's border?); crop to the digit or "

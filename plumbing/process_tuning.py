@@ -28,7 +28,8 @@ from threadpoolctl import ThreadpoolController
 
 def default_thread_count() -> int:
     """One thread per CPU core, at most 2: past two, sharing Python's lock costs more than a
-    thread brings (see README, "What bounds it")."""
+    thread brings (see benchmarks/README.md, "Where a training step of the default network
+    goes")."""
     return min(2, os.cpu_count() or 1)
 
 
