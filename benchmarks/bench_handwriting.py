@@ -4,7 +4,7 @@
     python benchmarks/bench_handwriting.py --model m.npz --sources optdigits --per-class
     python benchmarks/bench_handwriting.py --model m.npz --examples plots/handwriting.png
 
-Two sources, neither MNIST nor made from it, both installed without the internet:
+Three sources, none MNIST nor made from it, all installed without the internet:
 
 * ``optdigits``: scikit-learn's copy of UCI's "Optical Recognition of Handwritten Digits" (the
   test set: 1,797 digits written on forms by 13 people, scanned, and stored as 8x8 counts of ink
@@ -13,17 +13,22 @@ Two sources, neither MNIST nor made from it, both installed without the internet
   imitating one): a writing style each. ``apt-get install -y fonts-dkg-handwriting fonts-breip
   fonts-bwht fonts-femkeklaver fonts-humor-sans fonts-klee fonts-dancingscript
   fonts-kaushanscript fonts-kristi fonts-rufscript fonts-comic-neue fonts-joscelyn``.
+* ``mouse``: digits written with a mouse on the explorer's pad, stroke by stroke
+  (benchmarks/mouse_digits.json, made by make_mouse_digits.py: by the project, in the ways a
+  class writes digits), drawn again as the pad draws them for the server.
 
-Every digit is made into the picture a user would take or draw: dark ink on light paper of a
-random shade, the digit at a random size and place on a page of random size, with a little
-sensor noise. Then it goes the way a user's picture goes: ``predict_digit.prepare_digit`` (the
-same preparation the explorer uses) and the model. Prints the accuracy per source, per style
+Every optdigits and font digit is made into the picture a user would take or draw: dark ink on
+light paper of a random shade, the digit at a random size and place on a page of random size,
+with a little sensor noise. A mouse drawing is the pad's own picture. Then each goes the way a
+user's picture goes: ``predict_digit.prepare_digit`` (the same preparation the explorer uses)
+and the model. Prints the accuracy per source, per style
 (font) and, with ``--per-class``, per digit. Seeded: the same command gives the same pictures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +44,10 @@ import inference
 import predict_digit
 from plumbing.command_line import ArgumentParser
 
-SOURCES = ("optdigits", "fonts")
+SOURCES = ("optdigits", "fonts", "mouse")
+MOUSE_DIGITS = Path(__file__).resolve().parent / "mouse_digits.json"
+PAD_SIDE = 112  # pixels the pad draws a drawing at for the server (draw.js, inkGrid)
+PAD_BRUSH = 0.075  # the pad's pen, as a fraction of its side (draw.js, BRUSH_WIDTH)
 # Debian's handwriting fonts (package: files). A font missing here is skipped with a note.
 HANDWRITING_FONTS = {
     "dkg": "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf",
@@ -104,6 +112,32 @@ def font_digits(rng: np.random.Generator) -> Digits:
     return Digits(ink, np.array(labels), np.array(styles))
 
 
+def mouse_digits() -> Digits:
+    """The mouse drawings, as the pad sends them: ink (side, side) in [0, 1], 1 ink."""
+    drawings = json.loads(MOUSE_DIGITS.read_text())["drawings"]
+    ink = [pad_ink(drawing["strokes"]) for drawing in drawings]
+    labels = np.array([drawing["label"] for drawing in drawings])
+    return Digits(ink, labels, np.array([drawing["style"] for drawing in drawings]))
+
+
+def pad_ink(strokes: list, side: int = PAD_SIDE) -> np.ndarray:
+    """Strokes (lists of [x, y] in pad units) drawn as the explorer's pad draws them for the
+    server: black round-capped lines PAD_BRUSH of the side wide on white, anti-aliased (drawn
+    at 4x and averaged down), as ink (side, side) in [0, 1] rounded to two decimals."""
+    large = side * 4
+    canvas = Image.new("L", (large, large), 255)
+    pen = ImageDraw.Draw(canvas)
+    width = PAD_BRUSH * large
+    for stroke in strokes:
+        points = [(x * large, y * large) for x, y in stroke]
+        if len(points) > 1:
+            pen.line(points, fill=0, width=round(width), joint="curve")
+        for x, y in (points[0], points[-1]):  # round ends (a tap is a dot)
+            pen.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=0)
+    grey = np.asarray(canvas.resize((side, side), Image.Resampling.BOX), np.float32) / 255
+    return np.round(1 - grey, 2)
+
+
 def _glyph(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:
     """The text's ink (h, w) in [0, 1], cropped to it."""
     left, top, right, bottom = font.getbbox(text)
@@ -132,8 +166,11 @@ def as_users_picture(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(grey, 0, 1)
 
 
-def prepared(digits: Digits, rng: np.random.Generator) -> np.ndarray:
-    """Every digit as a user's picture, prepared as predict_digit prepares one: (N, 28, 28)."""
+def prepared(digits: Digits, rng: np.random.Generator, on_the_pad: bool = False) -> np.ndarray:
+    """Every digit as a user's picture (or, ``on_the_pad``, as the pad's drawing), prepared as
+    predict_digit and the explorer prepare one: (N, 28, 28) uint8."""
+    if on_the_pad:  # the explorer's server: grey levels, 1 paper, 0 ink
+        return np.stack([predict_digit.prepare_digit(1 - ink) for ink in digits.ink])
     return np.stack([predict_digit.prepare_digit(as_users_picture(i, rng)) for i in digits.ink])
 
 
@@ -199,12 +236,17 @@ def main(argv=None) -> int:
     all_images, all_labels, all_predictions = [], [], []
     for source in sources:
         rng = np.random.default_rng([args.seed, SOURCES.index(source)])
-        digits = optdigits() if source == "optdigits" else font_digits(rng)
-        images = prepared(digits, rng)
+        if source == "optdigits":
+            digits = optdigits()
+        elif source == "fonts":
+            digits = font_digits(rng)
+        else:
+            digits = mouse_digits()
+        images = prepared(digits, rng, on_the_pad=source == "mouse")
         predictions = classifier.predict(images)
         correct = predictions == digits.labels
         print(f"{source}: {correct.mean():.2%} of {len(correct):,}")
-        if source == "fonts":
+        if source != "optdigits":
             for style, count, accuracy in accuracy_table(predictions, digits.labels, digits.styles):
                 print(f"  {style:20s} {accuracy:7.2%} of {count}")
         if args.per_class:
