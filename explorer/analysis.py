@@ -128,7 +128,8 @@ def conv_arithmetic(
     """The numbers behind pixel (row, column) of map ``channel`` of conv layer ``layer``.
 
     Returns the K x K window of the layer's (zero-padded) input under the filter, for every
-    input channel (C, K, K), the filter (C, K, K), their products, their sum and the value in
+    input channel (C, K, K), which of its cells are padding (K, K), the filter (C, K, K), their
+    products, their sum and the value in
     the map, which is that sum (stride 1, no bias). The first convolution's input is the image
     in [0, 1]; a later one's is the previous stage's pooled output.
     """
@@ -142,6 +143,12 @@ def conv_arithmetic(
     padding, k = cnn.stages[stage].padding, cnn.stages[stage].kernel_size
     padded = np.pad(layer_input, ((0, 0), (padding, padding), (padding, padding)))
     window = padded[:, row : row + k, column : column + k]
+    # Which cells of the window fall on the padding (the zeros around the input): 1, else 0.
+    height, width = layer_input.shape[1:]
+    rows, columns = np.arange(row, row + k), np.arange(column, column + k)
+    inside_rows = (rows >= padding) & (rows < height + padding)
+    inside_columns = (columns >= padding) & (columns < width + padding)
+    padding_cells = ~(inside_rows[:, np.newaxis] & inside_columns[np.newaxis, :])
     filters = cnn.filters[stage][channel]
     products = window * filters
     return {
@@ -152,6 +159,7 @@ def conv_arithmetic(
         "padding": padding,
         "input": "image" if stage == 0 else f"pool{stage}",
         "window": window,
+        "padding_cells": padding_cells.astype(np.uint8),  # (K, K): 1 where the window reads padding
         "filter": filters,
         "products": products,
         "channel_sums": products.sum(axis=(1, 2)),
@@ -205,7 +213,8 @@ def class_gradients(
 
     The head's part comes from the dense head's backward pass (inference.DenseHead.backward),
     the rest from SimpleCNN.gradients, the same hand-written backward pass that trains it.
-    A positive value means: more of this pixel (or unit) would raise the score.
+    A positive value means: more of this pixel (or unit) would raise the score. ``filters`` is
+    d score / d each stage's filters (F, C, K, K): what a training step would change.
     ``gradient_x_input`` is the gradient times the image (0..1): where the ink that is there
     pushes the score, pixel by pixel.
     """
@@ -220,6 +229,7 @@ def class_gradients(
         "input": gradients.input[0, 0],
         "gradient_x_input": gradients.input[0, 0] * x[0, 0],
         "pooled": {f"pool{i + 1}": g[0] for i, g in enumerate(gradients.pooled)},
+        "filters": {f"conv{i + 1}": g for i, g in enumerate(gradients.filters)},
         "features": d_features[0],
     }
 

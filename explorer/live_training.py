@@ -224,6 +224,7 @@ def _settings_shown(config: TrainConfig) -> dict[str, Any]:
         "epochs": config.epochs,
         "limit": config.limit,
         "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
         "filters": list(config.num_filters),
         "save_path": config.save_path,
     }

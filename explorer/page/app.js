@@ -2,10 +2,12 @@
 // between the drawing pad, the views and the server.
 //
 // Each view lives in its own file and only draws what it is given: draw.js (the pad),
-// answer.js (the prediction and its bars), experiments.js, layers.js (every layer's maps),
-// arithmetic.js (the numbers behind a pixel), filters.js, why.js, testset.js, training.js and
-// model.js. api.js talks to the server, scheduler.js decides when, maps.js draws numbers as
-// colours and element.js builds elements. This file holds the state and says what to ask.
+// answer.js (the prediction and its bars), strip.js (the answer kept in view), experiments.js,
+// layers.js (every layer's maps), arithmetic.js (the numbers behind a pixel), filters.js,
+// why.js (gradients of a class's score), weight.js (one weight's gradient as a sum),
+// step.js (one training step, stage by stage), testset.js, training.js and model.js. api.js
+// talks to the server, scheduler.js decides when, maps.js draws numbers as colours and
+// element.js builds elements. This file holds the state and says what to ask.
 
 import { getJSON, postJSON } from "./api.js";
 import { AnswerView } from "./answer.js";
@@ -16,8 +18,11 @@ import { FiltersView } from "./filters.js";
 import { LayersView } from "./layers.js";
 import { ModelView } from "./model.js";
 import { Scheduler } from "./scheduler.js";
+import { TrainingStepView } from "./step.js";
+import { AnswerStrip } from "./strip.js";
 import { TestSetView } from "./testset.js";
 import { TrainingView } from "./training.js";
+import { WeightGradientView } from "./weight.js";
 import { WhyView } from "./why.js";
 
 const $ = (id) => document.getElementById(id);
@@ -29,14 +34,22 @@ const state = {
   disabled: {}, // filters switched off, e.g. {"conv1": [2, 5]}
   cover: null, // [top, left, bottom, right] of the 28x28 image, set to 0 (bottom, right excluded)
   analysis: null, // the last /api/analyse answer shown
+  baseline: null, // the analysis when the current experiment began (null: no experiment)
   whyClass: null, // the class "Why this answer" asks about; null: the network's answer
+  versus: null, // the class it is compared with ("rather than"); null: none
   pixel: null, // the map pixel whose arithmetic is shown: {layer, kind, channel, row, column}
+  pooledPixel: null, // the pooled pixel of the gradient view whose routing is shown
+  weight: null, // the filter weight whose gradient is shown: {layer, filter, channel, row, column}
+  stepLabel: null, // the class the training step is told the image is; null: the default
 };
 
 // What a new image or a new experiment changes: every view of the image.
-const EVERYTHING = ["analysis", "gradient", "arithmetic"];
+const EVERYTHING = ["analysis", "gradient", "arithmetic", "weight"];
+// The teacher's token, when the page was opened from the teacher's address (--read-only).
+const TEACHER_TOKEN = new URLSearchParams(location.search).get("teacher");
 
-const pad = new DrawingPad($("draw"), $("source"), (finished) => {
+const pad = new DrawingPad($("draw"), $("source"), (finished, started) => {
+  if (started) newImage(); // a new stroke: the image re-centres, so a cover no longer fits
   if (!pad.isBlank()) state.source = { kind: "pad" };
   pad.showSource(state.source);
   requests.ask(finished ? EVERYTHING : ["analysis"]);
@@ -46,6 +59,12 @@ const answer = new AnswerView({
   bars: $("bars"),
   prepared: $("prepared"),
   message: $("draw-message"),
+  trueClass: $("true-class"),
+});
+const strip = new AnswerStrip({
+  prediction: $("strip-prediction"),
+  cells: $("strip-cells"),
+  note: $("strip-note"),
 });
 const experiments = new ExperimentsView(
   {
@@ -83,12 +102,46 @@ const arithmetic = new ArithmeticView(
   },
 );
 const filters = new FiltersView($("filters"), toggleFilter);
-const why = new WhyView($("why"), (classIndex) => {
-  state.whyClass = classIndex;
-  requests.ask(["gradient"]);
+const why = new WhyView($("why"), {
+  onPick: (classIndex) => {
+    state.whyClass = classIndex;
+    if (state.versus === classIndex) state.versus = null;
+    requests.ask(["gradient", "weight"]);
+  },
+  onVersus: (versus) => {
+    state.versus = versus === state.whyClass ? null : versus;
+    requests.ask(["gradient", "weight"]);
+  },
+  onPooledPixel: (pixel) => {
+    state.pooledPixel = pixel;
+    requests.ask(["routing"]);
+  },
+  onWeight: (weight) => {
+    state.weight = weight;
+    requests.ask(["weight"]);
+  },
 });
+const weightView = new WeightGradientView(
+  { panel: $("weight-gradient"), body: $("weight-body"), close: $("weight-close") },
+  () => {
+    state.weight = null;
+    weightView.hide();
+  },
+);
+const step = new TrainingStepView(
+  $("step"),
+  (label) => {
+    state.stepLabel = label;
+    step.showLabel(label);
+  },
+  () => requests.ask(["step"]),
+);
 const testSet = new TestSetView($("testset"), (index, caption) => loadTestDigit(index, caption));
-const training = new TrainingView($("training-section"), () => loadModel());
+const training = new TrainingView($("training-section"), {
+  token: TEACHER_TOKEN,
+  onModelChanged: (event) => modelChanged(event),
+  onRestore: () => restoreOriginal(),
+});
 const modelView = new ModelView({
   line: $("model-line"),
   summary: $("model-summary"),
@@ -99,12 +152,22 @@ const modelView = new ModelView({
   advice: $("train-advice"),
   command: $("train-command"),
   serverMessage: $("server-message"),
+  notice: $("model-notice"),
+  noticeText: $("model-notice-text"),
+  restore: $("restore-original"),
 });
+$("restore-original").addEventListener("click", () => restoreOriginal());
 
 // The analysis, then its follow-ups, one request at a time and only the latest (scheduler.js).
 const requests = new Scheduler({
   analysis: runAnalysis,
-  followUps: { gradient: runGradient, arithmetic: runArithmetic },
+  followUps: {
+    gradient: runGradient,
+    arithmetic: runArithmetic,
+    weight: runWeight,
+    routing: runRouting,
+    step: runStep,
+  },
   penDown: () => pad.isDrawing(),
 });
 
@@ -125,6 +188,15 @@ function experimentRequest() {
   if (disabled.length) request.disabled = Object.fromEntries(disabled);
   if (state.cover) request.cover = state.cover;
   return request;
+}
+
+function hasExperiments() {
+  return Object.keys(experimentRequest()).length > 0;
+}
+
+/** The class "Why this answer" asks about: the one picked, or the network's answer. */
+function whyClass() {
+  return state.whyClass ?? state.analysis.prediction;
 }
 
 /** The prediction, the prepared image and every layer. */
@@ -149,24 +221,30 @@ async function runAnalysis() {
   }
   const analysis = reply.body;
   state.analysis = analysis;
+  if (!hasExperiments()) state.baseline = analysis; // the answer an experiment starts from
   if (state.source.kind === "test" && !state.source.shown && !state.cover) {
     pad.showPicture(analysis.image); // the test digit appears on the pad, as if written there
     state.source.shown = true;
   }
   answer.show(analysis);
+  strip.show(analysis, hasExperiments() ? state.baseline : null);
   layers.show(analysis, state.model, state.disabled, state.model.class_names);
   document.body.classList.remove("no-image");
   arithmetic.markPixel(state.pixel, state.model);
+  if (state.stepLabel === null) step.showLabel(defaultStepLabel());
 }
 
 /** A blank pad or an unreadable drawing: no prediction, no layers, maybe the server's words. */
 function showNothing(message) {
   state.analysis = null;
-  requests.forget(["gradient", "arithmetic"]);
+  requests.forget(["gradient", "arithmetic", "weight", "routing", "step"]);
   answer.clear(message);
+  strip.clear();
   layers.clear();
   arithmetic.hide();
+  weightView.hide();
   why.clear();
+  step.clear();
   document.body.classList.add("no-image");
 }
 
@@ -174,11 +252,11 @@ function showNothing(message) {
 async function runGradient() {
   const image = imageRequest();
   if (image === null || !state.analysis) return;
-  const classIndex = state.whyClass ?? state.analysis.prediction;
   const reply = await postJSON("/api/gradient", {
     ...image,
     ...experimentRequest(),
-    class: classIndex,
+    class: whyClass(),
+    versus: state.versus,
   });
   if (!reply.ok) {
     why.showError(reply.body.error);
@@ -213,6 +291,64 @@ async function runArithmetic() {
   arithmetic.show(pixel.kind, reply.body, mapValue);
 }
 
+/** One filter weight's gradient, as a sum over positions, for the class "Why" asks about. */
+async function runWeight() {
+  const weight = state.weight;
+  const image = imageRequest();
+  if (!weight || image === null || !state.analysis) return;
+  const reply = await postJSON("/api/weight_gradient", {
+    ...image,
+    ...experimentRequest(),
+    ...weight,
+    class: whyClass(),
+    versus: state.versus,
+  });
+  if (!reply.ok) {
+    weightView.showError(reply.body.error);
+    return;
+  }
+  const names = state.model.class_names;
+  const versus = reply.body.versus === null ? null : names[reply.body.versus];
+  weightView.show(reply.body, names[reply.body.class], versus);
+}
+
+/** Where a pooled pixel's gradient goes: its window, from the arithmetic of that pixel. */
+async function runRouting() {
+  const pixel = state.pooledPixel;
+  const image = imageRequest();
+  if (!pixel || image === null || !state.analysis || !why.gradient) return;
+  const reply = await postJSON("/api/arithmetic", {
+    ...image,
+    ...experimentRequest(),
+    layer: pixel.layer,
+    channel: pixel.channel,
+    row: pixel.row,
+    column: pixel.column,
+  });
+  if (reply.ok) why.showRouting(pixel, reply.body);
+  else why.showError(reply.body.error);
+}
+
+/** The label a training step uses unless one is picked: a test digit's true class, or the
+ * network's answer. */
+function defaultStepLabel() {
+  return state.analysis.true_class ?? state.analysis.prediction;
+}
+
+/** One training step on this image (and 7 test digits), stage by stage. */
+async function runStep() {
+  const image = imageRequest();
+  if (image === null || !state.analysis) return;
+  const label = state.stepLabel ?? defaultStepLabel();
+  step.showLabel(label);
+  const reply = await postJSON("/api/training_step", { ...image, ...experimentRequest(), label });
+  if (!reply.ok) {
+    step.showError(reply.body.error);
+    return;
+  }
+  step.show(reply.body);
+}
+
 // --------------------------------------------------------------------------------------------
 // Experiments: filters off, part of the image covered
 // --------------------------------------------------------------------------------------------
@@ -238,11 +374,28 @@ function showExperiments() {
   filters.showDisabled(state.disabled);
 }
 
+/** A new image (a stroke begun, a test digit, Clear): the class asked about follows its
+ * answer again, and a cover, placed on the old image, is taken off (said in the line). */
+function newImage() {
+  state.whyClass = null;
+  state.versus = null;
+  state.stepLabel = null;
+  state.pooledPixel = null;
+  why.hideRouting();
+  step.clear();
+  if (state.cover) {
+    state.cover = null;
+    showExperiments();
+    experiments.note("The cover was taken off: a new stroke re-centres the image under it.");
+  }
+}
+
 // --------------------------------------------------------------------------------------------
 // The image explored: the pad, or a digit of the test set
 // --------------------------------------------------------------------------------------------
 
 function loadTestDigit(index, caption, initial = false) {
+  newImage();
   state.source = { kind: "test", index, caption, initial };
   pad.showPicture(null);
   pad.showSource(state.source);
@@ -251,7 +404,7 @@ function loadTestDigit(index, caption, initial = false) {
 }
 
 // --------------------------------------------------------------------------------------------
-// The model: loaded at start and after every training run
+// The model: loaded at start, after every training run and when the original is restored
 // --------------------------------------------------------------------------------------------
 
 async function loadModel() {
@@ -262,7 +415,7 @@ async function loadModel() {
   }
   modelView.showServerMessage("");
   const model = reply.body;
-  modelView.show(model);
+  modelView.show(model, !model.read_only || Boolean(TEACHER_TOKEN));
   training.setModel(model);
   if (!model.ok) {
     state.model = null;
@@ -270,14 +423,19 @@ async function loadModel() {
   }
   state.model = model;
   answer.setClasses(model.class_names);
+  strip.setClasses(model.class_names);
   why.setClasses(model.class_names);
+  step.setClasses(model.class_names);
   filters.show(model);
   // A new model may have other filters: the experiments and the pixel start afresh.
   state.disabled = {};
   state.cover = null;
   state.pixel = null;
-  state.whyClass = null;
+  state.weight = null;
+  state.baseline = null;
+  newImage();
   arithmetic.hide();
+  weightView.hide();
   layers.clear();
   showExperiments();
   loadTestSet(model);
@@ -286,6 +444,27 @@ async function loadModel() {
   } else {
     requests.ask(["analysis", "gradient"]);
   }
+}
+
+/** The server explores another model (a run ended, or the original came back, perhaps from
+ * another page): say so at the top, then load it. */
+function modelChanged(event) {
+  const text =
+    event.type === "model"
+      ? event.message
+      : `The model changed: the training run ${event.type === "stopped" ? "was stopped and " : ""}` +
+        `saved to ${event.model_path}, and every page now explores it.`;
+  modelView.showNotice(text);
+  loadModel();
+}
+
+async function restoreOriginal() {
+  const reply = await postJSON(
+    "/api/model/restore",
+    TEACHER_TOKEN ? { teacher_token: TEACHER_TOKEN } : {},
+  );
+  if (!reply.ok) modelView.showNotice(reply.body.error);
+  // On success the server tells every page, this one included (a "model" event).
 }
 
 async function loadTestSet(model) {
@@ -304,10 +483,15 @@ async function loadTestSet(model) {
 // --------------------------------------------------------------------------------------------
 
 $("clear").addEventListener("click", () => {
+  newImage();
   state.source = { kind: "pad" };
   pad.clear();
 });
-$("undo").addEventListener("click", () => pad.undo());
+$("undo").addEventListener("click", () => {
+  newImage();
+  pad.undo();
+});
+$("freeze-scales").addEventListener("change", (event) => layers.freeze(event.target.checked));
 pad.showSource(state.source);
 training.connect();
 loadModel();

@@ -6,7 +6,7 @@
 // the layer before that it was computed from.
 
 import { element } from "./element.js";
-import { divergingCss, formatNumber, markPixels } from "./maps.js";
+import { divergingCss, fixed, formatNumber, markPixels, textOnColour } from "./maps.js";
 
 export class ArithmeticView {
   /**
@@ -57,8 +57,8 @@ export class ArithmeticView {
       ": each number of the window times the filter's number at the same place, then all " +
       "the products added up." +
       (result.padding
-        ? ` The input has ${result.padding} pixels of zeros around it (padding): a window at ` +
-          "the edge reads some of them."
+        ? ` The input has ${result.padding} pixel${result.padding === 1 ? "" : "s"} of zeros ` +
+          "around it (padding): a window at the edge reads some of them (hatched)."
         : "");
     const windowScale = result.window.maxAbs();
     const filterScale = result.filter.maxAbs();
@@ -71,7 +71,7 @@ export class ArithmeticView {
           "div",
           { className: "arith-channel", data: { channel: c } },
           element("span", { className: "arith-label" }, channels > 1 ? `channel ${c}` : ""),
-          numberTable(result.window.slice(c), windowScale, "window"),
+          numberTable(result.window.slice(c), windowScale, "window", result.padding_cells),
           element("span", { className: "operator" }, "×"),
           numberTable(result.filter.slice(c), filterScale, "filter"),
           element("span", { className: "operator" }, "="),
@@ -93,7 +93,9 @@ export class ArithmeticView {
       element(
         "p",
         { className: "legend-text" },
-        "Colours: each table on its own scale; red positive, blue negative, white zero.",
+        "Colours: red positive, blue negative, white zero, on three scales: the windows share " +
+          `one (±${formatNumber(windowScale)}), the filter another ` +
+          `(±${formatNumber(filterScale)}), the products a third (±${formatNumber(productScale)}).`,
       ),
       list,
       element(
@@ -187,25 +189,26 @@ export class ArithmeticView {
   }
 }
 
-/** A K x K Tensor as a table of numbers, each cell coloured on the table's own scale. */
-function numberTable(values, scale, caption) {
+/** A K x K Tensor as a table of numbers, each cell coloured on `scale`; `padding` (a K x K
+ * uint8 Tensor, optional) marks the cells that read the zeros around the input (hatched). */
+export function numberTable(values, scale, caption, padding = null) {
   const [rows, columns] = values.shape;
   const table = element("table", { className: "numbers" }, element("caption", {}, caption));
   for (let row = 0; row < rows; row++) {
     const tr = element("tr");
     for (let column = 0; column < columns; column++) {
       const value = values.at(row, column);
+      const isPadding = padding !== null && padding.at(row, column) === 1;
       const td = element(
         "td",
         {
-          title: String(value),
+          title: isPadding ? "padding: a zero around the input" : String(value),
+          className: isPadding ? "padding" : "",
           data: { row, column, value },
-          style: { background: divergingCss(value, scale) },
+          style: { backgroundColor: divergingCss(value, scale), color: textOnColour(value, scale) },
         },
-        value.toFixed(2),
+        fixed(value, 2),
       );
-      // Dark text on pale cells, white on strong ones: every number stays readable.
-      if (scale > 0 && Math.abs(value) / scale > 0.6) td.classList.add("strong");
       tr.append(td);
     }
     table.append(tr);
@@ -219,7 +222,7 @@ function agree(a, b) {
 }
 
 function numberSpan(id, value) {
-  return element("strong", { className: "number", id, data: { value } }, value.toFixed(4));
+  return element("strong", { className: "number", id, data: { value } }, fixed(value, 4));
 }
 
 function heading(result, what) {

@@ -15,8 +15,9 @@ export class DrawingPad {
   /**
    * @param {HTMLCanvasElement} canvas  the pad (CSS gives it its size; `touch-action: none`)
    * @param {HTMLElement} caption  the line under the pad that says what it shows
-   * @param {(finished: boolean) => void} onChange  called while a stroke grows (false) and
-   *   when it ends, on Undo and on Clear (true)
+   * @param {(finished: boolean, started: boolean) => void} onChange  called when a stroke
+   *   starts (false, true), while it grows (false, false) and when it ends, on Undo and on
+   *   Clear (true, false)
    */
   constructor(canvas, caption, onChange) {
     this.canvas = canvas;
@@ -55,7 +56,7 @@ export class DrawingPad {
     this.current = [this.point(event)];
     this.strokes.push(this.current);
     this.render();
-    this.onChange(false);
+    this.onChange(false, true);
   }
 
   extend(event) {
@@ -63,6 +64,10 @@ export class DrawingPad {
     // A fast pen reports several positions per frame: take them all for a smooth line.
     const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
     for (const each of events.length ? events : [event]) this.current.push(this.point(each));
+    this.current = this.current.filter(
+      (point, i, stroke) => i === 0 || point[0] !== stroke[i - 1][0] || point[1] !== stroke[i - 1][1],
+    );
+    this.strokes[this.strokes.length - 1] = this.current; // the same stroke, repeats dropped
     this.render();
     this.onChange(false);
   }
@@ -121,7 +126,7 @@ export class DrawingPad {
     context.lineJoin = "round";
     for (const stroke of this.strokes) {
       if (stroke.length === 1) {
-        // A tap is a dot.
+        // A tap is a dot (a line of no length would draw nothing).
         context.beginPath();
         context.arc(
           stroke[0][0] * side,

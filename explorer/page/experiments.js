@@ -32,6 +32,11 @@ export class ExperimentsView {
     this.letDragToCover(canCover, onCover);
   }
 
+  /** Add a sentence to the line until the experiments change again (why a cover went). */
+  note(text) {
+    this.text.append(` ${text}`);
+  }
+
   /** State the experiments: `disabled` {"conv1": [2, 5]}, `cover` a box or null. */
   show(disabled, cover) {
     const parts = [];

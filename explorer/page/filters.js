@@ -4,7 +4,13 @@
 
 import { element } from "./element.js";
 import { layerHeading } from "./layers.js";
-import { drawFilter, filterDrawingSize, scaleLegend } from "./maps.js";
+import {
+  drawFilter,
+  FILTER_TILES_PER_ROW,
+  filterDrawingSize,
+  pointerPosition,
+  scaleLegend,
+} from "./maps.js";
 
 export class FiltersView {
   /**
@@ -98,4 +104,27 @@ export function redrawFilterBank(grid, bank, scale) {
 /** Screen pixels per filter weight: a one-channel 5x5 filter is 80 px wide, a wide one less. */
 function filterCellPixels(nativeWidth) {
   return Math.max(4, Math.min(16, Math.floor(240 / nativeWidth)));
+}
+
+/**
+ * Which weight of a bank (F, C, K, K) drawn by filterBank a click fell on: {filter, channel,
+ * row, column}, or null for a click beside the filters or on the paper between two tiles.
+ */
+export function weightAt(event, shape) {
+  const canvas = event.target.closest("canvas.filter-canvas");
+  const item = canvas && canvas.closest(".filter");
+  if (!item) return null;
+  const [, channels, k] = shape;
+  const [x, y] = pointerPosition(event, canvas);
+  const left = Math.floor(x * canvas.width);
+  const top = Math.floor(y * canvas.height);
+  const tileColumn = Math.floor(left / (k + 1));
+  const tileRow = Math.floor(top / (k + 1));
+  const row = top % (k + 1);
+  const column = left % (k + 1);
+  const channel = tileRow * FILTER_TILES_PER_ROW + tileColumn;
+  if (row >= k || column >= k || channel >= channels || tileColumn >= FILTER_TILES_PER_ROW) {
+    return null; // the paper between two tiles
+  }
+  return { filter: Number(item.dataset.filter), channel, row, column };
 }

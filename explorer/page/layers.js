@@ -2,8 +2,10 @@
 //
 // Built from what the server says the model is (/api/model's stages, /api/analyse's layers),
 // so any network the trainer can build (more stages, 32 or 64 filters, several hidden layers)
-// is drawn the same way. Each layer gets its own colour scale and a line stating its range.
-// The blocks and grids of maps here are the ones the "why" and training views draw too.
+// is drawn the same way. Each layer gets its own colour scale and a line stating its range
+// (white to red after a ReLU); the scales can be frozen, so that colours before and after an
+// experiment compare. The blocks and grids of maps here are the ones the "why" and training
+// views draw too.
 
 import { element } from "./element.js";
 import {
@@ -14,7 +16,19 @@ import {
   mapDisplayWidth,
   pixelAt,
   scaleLegend,
+  textOnColour,
 } from "./maps.js";
+
+/** "1 pixel", "2 pixels". */
+export function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+/** Whether a layer's values come out of a ReLU (no negatives): pooled maps, the features
+ * (the last pool, flattened) and the hidden layers. */
+export function afterRelu(layer) {
+  return layer.kind === "pool" || layer.name === "features" || layer.name.startsWith("hidden");
+}
 
 /** One line saying what a layer computes, for the heading of its block. */
 function describeLayer(layer, model) {
@@ -24,17 +38,29 @@ function describeLayer(layer, model) {
     const stage = model.stages.find((s) => s.name === name);
     const number = Number(name.slice(4));
     const input = number === 1 ? "the image" : `the ${stage.in_channels} maps of pool${number - 1}`;
-    const padding = stage.padding ? `, with ${stage.padding} pixels of zeros around it` : "";
+    const padding = stage.padding
+      ? `, with ${plural(stage.padding, "pixel")} of zeros around it`
+      : "";
     return (
       `${count} filters of ${stage.kernel_size}×${stage.kernel_size} slide over ${input}` +
-      `${padding}: ${count} maps of ${height}×${width}, before ReLU. Red where the input ` +
-      "matches the filter, blue where it matches its opposite. Click a pixel for its arithmetic."
+      `${padding}: ${count} maps of ${height}×${width}, before ReLU (no bias is added). Red ` +
+      "where the input matches the filter, blue where it matches its opposite. Click a pixel " +
+      "for its arithmetic."
     );
   }
   if (layer.kind === "pool") {
+    const number = Number(name.slice(4));
+    const [rows, columns] = model.stages[number - 1].conv_size;
+    const dropped = [rows % 2 ? "row" : null, columns % 2 ? "column" : null].filter(Boolean);
+    const odd = dropped.length
+      ? ` conv${number}'s ${rows}×${columns} is odd: its last ${dropped.join(" and ")} ` +
+        `fall${dropped.length === 1 ? "s" : ""} in no window and ` +
+        `${dropped.length === 1 ? "is" : "are"} dropped.`
+      : "";
     return (
       `ReLU (negative values become 0), then 2×2 max-pooling: each pixel keeps the largest of ` +
-      `its 2×2 window, ${count} maps of ${height}×${width}. Click a pixel to see its window.`
+      `its 2×2 window, ${count} maps of ${height}×${width}.${odd} Click a pixel to see its ` +
+      "window."
     );
   }
   if (name === "features") {
@@ -115,15 +141,32 @@ export class LayersView {
   constructor(container, onPixel) {
     this.container = container;
     this.onPixel = onPixel;
+    this.frozen = null; // layer name -> the scale kept while frozen; null: each answer's own
+    this.last = null; // the arguments of the last show(), to redraw on (un)freezing
+  }
+
+  /** Keep each layer's scale as it is now (on), or give each answer its own again (off). */
+  freeze(on) {
+    this.frozen = null;
+    if (on && this.last) {
+      this.frozen = new Map(this.last[0].layers.map((layer) => [layer.name, layer.scale]));
+    }
+    if (this.last) this.show(...this.last);
+  }
+
+  scaleOf(layer) {
+    return this.frozen?.get(layer.name) ?? layer.scale;
   }
 
   clear() {
     this.container.replaceChildren();
     delete this.container.dataset.shape; // the next analysis builds the blocks again
+    this.last = null;
   }
 
   /** Draw an analysis's layers, building their blocks first when the network's shape is new. */
   show(analysis, model, disabled, classNames) {
+    this.last = [analysis, model, disabled, classNames];
     const layers = new Map(analysis.layers.map((layer) => [layer.name, layer]));
     const values = Object.fromEntries(analysis.layers.map((layer) => [layer.name, layer.values]));
     const blocks = layerBlocks(this.container, values, (name) =>
@@ -154,8 +197,11 @@ export class LayersView {
   }
 
   draw(block, layer, disabled, classNames) {
-    const scale = layer.scale;
-    block.querySelector(".legend-slot").replaceChildren(scaleLegend(scale));
+    const scale = this.scaleOf(layer);
+    const note = this.frozen ? " (frozen)" : "";
+    block
+      .querySelector(".legend-slot")
+      .replaceChildren(scaleLegend(scale, "this layer", afterRelu(layer), note));
     if (layer.kind === "conv" || layer.kind === "pool") {
       drawMapGrid(block.querySelector(".map-grid"), layer.values, scale);
       // A switched-off filter's maps are all zero: say why, on the map itself.
@@ -173,6 +219,7 @@ export class LayersView {
         swatch.textContent = formatNumber(value);
         swatch.dataset.value = String(value);
         swatch.style.background = divergingCss(value, scale);
+        swatch.style.color = textOnColour(value, scale); // readable on a strong colour
         cell.title = `${classNames[index]}: score ${value}`;
       });
     } else {

@@ -3,8 +3,10 @@
 //
 // One convention everywhere on the page: red is positive, blue negative, white zero, and the
 // strength of the colour is the size of the number relative to the scale, the largest absolute
-// value of the layer (or bank, or gradient) shown. Each canvas holds one pixel per number; CSS
-// enlarges it with `image-rendering: pixelated`, so every number stays a sharp square.
+// value of the layer (or bank, or gradient) shown. What comes out of a ReLU has no negatives:
+// its scale runs from white (0) to red only, and its legend says so. Each canvas holds one
+// pixel per number; CSS enlarges it with `image-rendering: pixelated`, so every number stays a
+// sharp square.
 
 import { element } from "./element.js";
 
@@ -112,24 +114,46 @@ function setCanvas(canvas, pixels, cssWidth) {
 
 /**
  * The key to a colour scale, as one line a reader can check against the picture:
- * [gradient strip] "this layer: -3.2 (blue) .. 0 (white) .. +3.2 (red)".
+ * [gradient strip] "this layer: -3.2 (blue) .. 0 (white) .. +3.2 (red)", or, for what comes
+ * out of a ReLU (`afterRelu`), "this layer: 0 (white) .. +3.2 (red)". `note` is added after
+ * (e.g. that the scale is frozen).
  */
-export function scaleLegend(scale, what = "this layer") {
+export function scaleLegend(scale, what = "this layer", afterRelu = false, note = "") {
   const steps = 64;
   const strip = element("canvas", { className: "legend-strip" });
-  const from = Array.from({ length: steps }, (_, i) => ((2 * i) / (steps - 1) - 1) * scale);
+  const low = afterRelu ? 0 : -1;
+  const from = Array.from({ length: steps }, (_, i) => (low + ((1 - low) * i) / (steps - 1)) * scale);
   setCanvas(strip, divergingPixels(from, scale, steps, 1));
   const range = formatNumber(scale);
-  const text =
-    scale > 0
-      ? `${what}: -${range} (blue) .. 0 (white) .. +${range} (red)`
-      : `${what}: all zero (white)`;
+  let text = `${what}: all zero (white)`;
+  if (scale > 0) {
+    text = afterRelu
+      ? `${what}: 0 (white) .. +${range} (red), nothing negative after ReLU`
+      : `${what}: -${range} (blue) .. 0 (white) .. +${range} (red)`;
+  }
   return element(
     "p",
-    { className: "legend", data: { scale } },
+    { className: "legend", data: { scale, afterRelu: afterRelu ? "true" : "false" } },
     strip,
-    element("span", { className: "legend-text" }, text),
+    element("span", { className: "legend-text" }, text + note),
   );
+}
+
+/** `value` with `digits` decimals, never "-0.00": a tiny negative number shows as 0.00. */
+export function fixed(value, digits) {
+  const text = value.toFixed(digits);
+  return Number(text) === 0 ? (0).toFixed(digits) : text;
+}
+
+/** Text colour for a number written on its colour (diverging scale): black or white,
+ * whichever stands out more (WCAG contrast), so every number stays readable. */
+export function textOnColour(value, scale) {
+  const linear = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const [r, g, b] = divergingColour(value, scale).map(linear);
+  const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  const onBlack = (luminance + 0.05) / 0.05;
+  const onWhite = 1.05 / (luminance + 0.05);
+  return onBlack >= onWhite ? "#000" : "#fff";
 }
 
 /** A number short enough for a label: 3 significant digits, no exponent for everyday sizes. */

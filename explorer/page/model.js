@@ -6,18 +6,22 @@ export class ModelView {
    * @param {object} parts  the page's elements: line (#model-line), summary (#model-summary),
    *   drawHeading (#draw-heading), explorer (#explorer, the views of a model), noModel
    *   (#no-model), error (#model-error), advice (#train-advice), command (#train-command),
-   *   serverMessage (#server-message)
+   *   serverMessage (#server-message), notice (#model-notice: the model changed), noticeText,
+   *   restore (its "Restore the original" button)
    */
   constructor(parts) {
     this.parts = parts;
     this.generation = 0; // models shown so far: a test hook (#model-line[data-generation])
   }
 
-  /** Show /api/model's answer: a model ({ok: true, ...}) or why there is none. */
-  show(model) {
+  /** Show /api/model's answer: a model ({ok: true, ...}) or why there is none; `canRestore`:
+   * this page may bring the original back (when another model is explored). */
+  show(model, canRestore) {
     const { line, summary, drawHeading, explorer, noModel, error, advice, command } = this.parts;
     this.generation += 1;
     line.dataset.generation = String(this.generation);
+    const another = model.path !== model.original_path;
+    this.parts.restore.hidden = !(another && canRestore);
     noModel.hidden = model.ok;
     explorer.hidden = !model.ok;
     if (!model.ok) {
@@ -36,6 +40,13 @@ export class ModelView {
       `Dense(${model.class_names.length})`,
     ];
     summary.textContent = `${model.summary}\nhead           ${head.join(" -> ")} -> softmax`;
+  }
+
+  /** Say at the top that the model explored changed, and why (a run ended, perhaps started
+   * from another page; the original was restored). */
+  showNotice(text) {
+    this.parts.noticeText.textContent = text;
+    this.parts.notice.hidden = false;
   }
 
   /** Why /api/model could not be read (e.g. the server does not answer); "" hides it. */
@@ -59,5 +70,6 @@ function describeModel(model) {
     last && last.val_accuracy !== undefined
       ? `, validation accuracy ${(100 * last.val_accuracy).toFixed(1)}%`
       : "";
-  return `${model.path} · ${dataset} · conv filters ${filters}${hidden}${trained}${accuracy}`;
+  const run = model.path !== model.original_path ? " (trained here; the original is kept)" : "";
+  return `${model.path}${run} · ${dataset} · conv filters ${filters}${hidden}${trained}${accuracy}`;
 }
