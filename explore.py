@@ -24,6 +24,7 @@ if __name__ == "__main__":
 # ruff: noqa: E402  (the imports below come after that)
 import argparse
 import threading
+import time
 from collections.abc import Sequence
 
 from threadpoolctl import threadpool_limits
@@ -76,23 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}")
     # From here Ctrl-C and SIGTERM stop the server in order (handled below, in this thread,
-    # while the server runs in its own); a second one stops at once.
-    stopping = threading.Event()
+    # while the server runs in its own); a second one stops at once. The handler only notes
+    # the signal: taking a lock in it (threading.Event.set) could wait forever for a lock this
+    # very thread holds where the signal interrupted it.
     received: list[int] = []
 
     def stop(number: int, frame) -> None:
         if received:
             raise KeyboardInterrupt  # the second: interrupts the wait for a run to save
         received.append(number)
-        stopping.set()
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, stop)  # even when started with SIGINT ignored
     serving = threading.Thread(target=server.serve_forever, name="server", daemon=True)
     serving.start()
     _announce(server, args.host, explorer)
-    while not stopping.wait(0.5) and serving.is_alive():
-        pass
+    while not received and serving.is_alive():
+        time.sleep(0.1)
     try:
         message = explorer.close()  # a training run saves first, as the trainer's Ctrl-C does
         server.shutdown()  # no new requests; those being answered are sent first

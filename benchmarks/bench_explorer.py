@@ -8,14 +8,27 @@
    step hook (live_training.TrainingRun: a snapshot of the filters, one digit's maps, dead
    ReLUs and update ratios every half second) against the same steps without it, taking turns
    (target: within 10%).
+3. A classroom: the real program (``python explore.py``, in its own process), its start-up
+   (the seconds until it prints its address; target under 1 s), 200 drawings sent at the same
+   moment (all answered), then 30 students drawing at once for ``--seconds``, each as the page
+   does it: one request at a time on a kept-alive connection, at most 10 a second; the median
+   answer time (target under 100 ms on two cores). ``--explorer DIR`` starts another copy's
+   explore.py (the old code from git, for a before-and-after).
 
     python benchmarks/bench_explorer.py                      # both networks, all sections
     python benchmarks/bench_explorer.py --network lenet --requests 100
+    python benchmarks/bench_explorer.py --network lenet --sections classroom
 """
 
 import argparse
+import base64
 import http.client
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,14 +47,20 @@ from plumbing.command_line import ArgumentParser
 from training import model_file
 
 DRAWING_SIDE = 112  # the pad the page sends, downsampled
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STUDENTS = 30
+REQUESTS_PER_SECOND = 10  # a student's page sends at most one analysis every 100 ms
+BURST = 200  # drawings sent at the same moment
 
 
 def a_drawing() -> dict:
-    """A request body as the page sends it: a digit-like loop on a 112x112 pad."""
+    """A request body as the page sends it: a digit-like loop on a 112x112 pad, its ink as
+    base64 bytes (0 paper .. 255 ink)."""
     rows, columns = np.mgrid[0:DRAWING_SIDE, 0:DRAWING_SIDE]
     radius = np.hypot((rows - 56) / 40, (columns - 56) / 25)
-    ink = (np.abs(radius - 1) < 0.12).astype(float)
-    return {"drawing": {"width": DRAWING_SIDE, "height": DRAWING_SIDE, "ink": ink.ravel().tolist()}}
+    ink = np.uint8(255 * (np.abs(radius - 1) < 0.12))
+    encoded = {"shape": [DRAWING_SIDE, DRAWING_SIDE], "bytes": base64.b64encode(ink).decode()}
+    return {"drawing": {"width": DRAWING_SIDE, "height": DRAWING_SIDE, "ink": encoded}}
 
 
 def save_model_of(network: str, folder: Path) -> Path:
@@ -136,7 +155,126 @@ def measure_watching(network: str, steps: int, repeats: int) -> dict:
     }
 
 
-SECTIONS = ("requests", "training")
+def start_explorer(model: Path, explorer_dir: Path) -> tuple[subprocess.Popen, int, float]:
+    """``python explore.py --model MODEL --port 0`` from ``explorer_dir``: the process, its port
+    and the seconds until it printed its address."""
+    started = time.perf_counter()
+    program = subprocess.Popen(
+        [sys.executable, "explore.py", "--model", str(model), "--port", "0"],
+        cwd=explorer_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = program.stdout.readline()
+    seconds = time.perf_counter() - started
+    match = re.search(r":(\d+)/", line)
+    if not match:
+        program.kill()
+        raise SystemExit(f"explore.py did not start: {line!r} {program.stderr.read()}")
+    return program, int(match.group(1)), seconds
+
+
+def burst(port: int, body: bytes, count: int) -> int:
+    """Send ``count`` drawings at the same moment, each on its own connection; how many were
+    answered (200)."""
+    start = threading.Barrier(count)
+    answered = []
+
+    def ask():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        start.wait()
+        try:
+            connection.request("POST", "/api/analyse", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            answered.append(response.status == 200)
+        except OSError:
+            answered.append(False)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(answered)
+
+
+def students(port: int, body: bytes, count: int, seconds: float) -> dict:
+    """``count`` students drawing for ``seconds``, each as the page does: one request at a time
+    on a kept-alive connection, the next at least 1 / REQUESTS_PER_SECOND after the last left.
+    The answer times (milliseconds), the requests answered per second and the failures."""
+    interval = 1 / REQUESTS_PER_SECOND
+    times: list[float] = []
+    failures = []
+    begin = threading.Barrier(count)
+
+    def student(number: int):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        begin.wait()
+        time.sleep(interval * number / count)  # the class does not draw in lockstep
+        end = time.perf_counter() + seconds
+        while (sent := time.perf_counter()) < end:
+            try:
+                connection.request(
+                    "POST", "/api/analyse", body, {"Content-Type": "application/json"}
+                )
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    failures.append(response.status)
+            except OSError as error:
+                failures.append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
+            times.append(1e3 * (time.perf_counter() - sent))
+            time.sleep(max(0.0, sent + interval - time.perf_counter()))
+        connection.close()
+
+    threads = [threading.Thread(target=student, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "median_ms": median(times) if times else float("nan"),
+        "p95_ms": float(np.percentile(times, 95)) if times else float("nan"),
+        "per_second": len(times) / seconds,
+        "failures": failures,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system, all threads) process ``pid`` has used (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_classroom(network: str, folder: Path, explorer_dir: Path, seconds: float) -> dict:
+    model = save_model_of(network, folder)
+    body = json.dumps(a_drawing()).encode()
+    program, port, startup = start_explorer(model, explorer_dir)
+    try:
+        answered = burst(port, body, BURST)
+        cpu_before = cpu_seconds(program.pid)
+        class_result = students(port, body, STUDENTS, seconds)
+        answers = class_result["per_second"] * seconds
+        class_result["cpu_ms_per_answer"] = (
+            1e3 * (cpu_seconds(program.pid) - cpu_before) / answers if answers else float("nan")
+        )
+    finally:
+        program.send_signal(signal.SIGINT)
+        try:
+            program.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            program.kill()
+    return {"startup_seconds": startup, "burst_answered": answered, **class_result}
+
+
+SECTIONS = ("requests", "training", "classroom")
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -165,6 +303,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeats", type=positive_int, default=3, help="turns of each training side (default 3)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive_int,
+        default=20,
+        help="how long the classroom draws (default 20)",
+    )
+    parser.add_argument(
+        "--explorer",
+        type=Path,
+        default=PROJECT_DIR,
+        help="the project folder whose explore.py the classroom starts (default: this one)",
     )
     parser.add_argument(
         "--sections",
@@ -198,6 +348,18 @@ def main() -> None:
                     f"{result['plain_seconds']:.2f} s, watched by the explorer "
                     f"{result['watched_seconds']:.2f} s: {100 * result['slowdown']:+.1f}% "
                     "(target within 10%)"
+                )
+            if "classroom" in sections:
+                result = measure_classroom(network, Path(folder), args.explorer, args.seconds)
+                print(
+                    f"  classroom ({args.explorer}): start-up {result['startup_seconds']:.2f} s "
+                    f"(target < 1 s); {result['burst_answered']} of {BURST} drawings sent at "
+                    f"once answered; {STUDENTS} students at {REQUESTS_PER_SECOND} requests/s "
+                    f"each for {args.seconds} s: median answer {result['median_ms']:.1f} ms "
+                    f"(target < 100 ms), 95th percentile {result['p95_ms']:.1f} ms, "
+                    f"{result['per_second']:.0f} answers/s, {len(result['failures'])} failed; "
+                    f"the server's CPU time per answer {result['cpu_ms_per_answer']:.1f} ms "
+                    f"(two free cores answer at most {2000 / result['cpu_ms_per_answer']:.0f}/s)"
                 )
     print(f"\nload average after: {format_load(load_average())}")
 

@@ -27,7 +27,8 @@ run) and returns plain values and NumPy arrays; ``explorer/server.py`` carries t
     POST /api/model/restore    restore_original explore the --model file again
 
     {image} is {"drawing": {"width": W, "height": H, "ink": [W*H numbers in 0..1]}} (0 paper,
-    1 ink, row by row) or {"test_index": i}, a digit of the model's test set.
+    1 ink, row by row; or, as the page sends it, "ink": {"shape": [H, W], "bytes": base64 of
+    uint8 levels, 0 paper .. 255 ink}) or {"test_index": i}, a digit of the model's test set.
 
 The experiments ("disabled", "cover") apply to the analysis, the arithmetic and the gradients
 alike, and each answer says which were applied ("experiments": {} for none). A request that
@@ -54,7 +55,7 @@ import numpy as np
 import download_mnist
 import inference
 from explorer import analysis
-from explorer.json_arrays import to_json
+from explorer.json_arrays import to_json, uint8_from_json
 from plumbing.atomic_write import FileWriteError
 from plumbing.checks import is_finite_number, is_int
 from predict_digit import ImageError, prepare_digit
@@ -289,7 +290,7 @@ class Explorer:
             for listener in self.listeners:
                 listener.put(None)  # ends each event stream
         message = None
-        if run is not None and run.running():
+        if run is not None and run.thread.is_alive():  # running, or publishing its end
             run.stop()
             run.join()
             message = run.result["message"] if run.result else None
@@ -358,19 +359,17 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
     for name, side in (("width", width), ("height", height)):
         if not is_int(side) or not 8 <= side <= MAX_DRAWING_SIDE:
             raise RequestError(400, f"drawing {name} must be 8 to {MAX_DRAWING_SIDE}, got {side!r}")
-    if not isinstance(ink, list) or len(ink) != width * height:
-        count = len(ink) if isinstance(ink, list) else "no list"
+    levels = uint8_from_json(ink, (height, width))  # the page's form: 0 paper .. 255 ink
+    if levels is not None:
+        ink = levels / 255.0
+    elif isinstance(ink, dict):
         raise RequestError(
-            400, f"drawing ink must hold width x height = {width * height} numbers, got {count}"
+            400,
+            f'drawing ink as bytes must be {{"shape": [{height}, {width}], "bytes": base64 of '
+            f"{width * height} levels 0..255}}",
         )
-    try:
-        ink = np.asarray(ink)
-    except (ValueError, TypeError):  # ragged lists
-        ink = None
-    # One number per pixel: a list of lists ([[1]] * 64), text or true/false is not a drawing.
-    if ink is None or ink.ndim != 1 or ink.dtype.kind not in "iuf":
-        raise RequestError(400, "drawing ink must be a flat list of numbers from 0 to 1")
-    ink = ink.astype(np.float64).reshape(height, width)
+    else:
+        ink = _ink_from_list(ink, width, height)
     if not np.isfinite(ink).all() or ink.min() < 0 or ink.max() > 1:
         raise RequestError(400, "drawing ink must be finite numbers from 0 to 1")
     try:
@@ -378,6 +377,23 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
     except ImageError:
         # The only way a drawing of the right size fails: no ink stands out. Say it for a pad.
         raise RequestError(422, NO_DIGIT_IN_DRAWING) from None
+
+
+def _ink_from_list(ink: Any, width: int, height: int) -> np.ndarray:
+    """A drawing's ink given as a flat list of W*H numbers in 0..1, as an array (H, W)."""
+    if not isinstance(ink, list) or len(ink) != width * height:
+        count = len(ink) if isinstance(ink, list) else "no list"
+        raise RequestError(
+            400, f"drawing ink must hold width x height = {width * height} numbers, got {count}"
+        )
+    try:
+        array = np.asarray(ink)
+    except (ValueError, TypeError):  # ragged lists
+        array = None
+    # One number per pixel: a list of lists ([[1]] * 64), text or true/false is not a drawing.
+    if array is None or array.ndim != 1 or array.dtype.kind not in "iuf":
+        raise RequestError(400, "drawing ink must be a flat list of numbers from 0 to 1")
+    return array.astype(np.float64).reshape(height, width)
 
 
 def classifier_and_image(

@@ -97,7 +97,9 @@ class TrainingRun:
         self.publish({"type": "pace", "pace": self.pace, "stepping": pace == "step"})
 
     def running(self) -> bool:
-        return self.thread.is_alive()
+        """Until its result is known: the thread lives on a moment to publish it, and a page
+        that asks then must already see the run as over."""
+        return self.thread.is_alive() and self.result is None
 
     def join(self, timeout: float | None = None) -> None:
         self.thread.join(timeout)

@@ -285,6 +285,8 @@ class ExplorerServer:
         self.in_flight = 0  # requests being answered (counted on the server's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._shutdown_requested = False
+        self._starting = threading.Lock()  # shutdown() may come before the loop has started
         self._served = threading.Event()
 
     def application(self) -> tornado.web.Application:
@@ -325,8 +327,10 @@ class ExplorerServer:
             self._served.set()
 
     async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        with self._starting:
+            if self._shutdown_requested:
+                return
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         http = tornado.httpserver.HTTPServer(
             self.application(),
             max_body_size=MAX_BODY_BYTES,
@@ -345,9 +349,13 @@ class ExplorerServer:
             pass
 
     def shutdown(self) -> None:
-        """Stop serving: no new connections, the answers in flight sent; returns when done."""
-        if self._loop is not None and not self._served.is_set():
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Stop serving: no new connections, the answers in flight sent; returns when done
+        (at once if serve_forever() has not started: it then returns as it starts)."""
+        with self._starting:
+            self._shutdown_requested = True
+            loop, stop = self._loop, self._stop
+        if loop is not None and not self._served.is_set():
+            loop.call_soon_threadsafe(stop.set)
             self._served.wait()
 
     def server_close(self) -> None:

@@ -169,6 +169,29 @@ def test_a_drawing_is_prepared_as_predict_digit_prepares_a_photo(client, model_p
         assert layer["scale"] == pytest.approx(np.abs(decode(layer["values"])).max())
 
 
+def test_the_pages_drawing_as_bytes_is_the_same_drawing(client):
+    """The page sends its ink as base64 bytes (0 paper .. 255 ink): read in microseconds where
+    a list of 12,544 numbers takes milliseconds; the same levels give the same answer."""
+    levels = np.uint8(np.round(255 * vertical_stroke()))
+    as_bytes = {"shape": [112, 112], "bytes": base64.b64encode(levels).decode()}
+    _, from_bytes = client.post(
+        "/api/analyse", {"drawing": {"width": 112, "height": 112, "ink": as_bytes}}
+    )
+    _, from_list = client.post("/api/analyse", drawing(levels / 255))
+    assert np.array_equal(decode(from_bytes["image"]), decode(from_list["image"]))
+    assert from_bytes["prediction"] == from_list["prediction"]
+    for ink in [
+        {"shape": [112, 111], "bytes": as_bytes["bytes"]},  # not the drawing's shape
+        {"shape": [112, 112], "bytes": "not base64!"},
+        {"shape": [112, 112], "bytes": base64.b64encode(levels[:-1]).decode()},  # too short
+        {"shape": [112, 112], "data": as_bytes["bytes"]},  # float32's form
+    ]:
+        status, answer = client.post(
+            "/api/analyse", {"drawing": {"width": 112, "height": 112, "ink": ink}}
+        )
+        assert status == 400 and "as bytes must be" in answer["error"], answer
+
+
 def test_a_test_digit_is_analysed_exactly(client):
     status, answer = client.post("/api/analyse", {"test_index": 3})
     assert status == 200

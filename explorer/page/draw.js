@@ -172,19 +172,19 @@ export class DrawingPad {
   }
 
   /**
-   * The drawing as the server wants it: {width, height, ink}, ink row by row, 0 paper .. 1 ink.
-   * Drawn again at `side` x `side` pixels: small enough for a quick request (the server prepares
-   * it like a photo, so the size barely matters), large enough to keep the strokes' shape.
+   * The drawing as the server wants it: {width, height, ink}, ink row by row, 0 paper .. 255
+   * ink, as {shape, bytes} (base64 of one byte per pixel: the server reads it far faster than
+   * a list of numbers). Drawn again at `side` x `side` pixels: small enough for a quick request
+   * (the server prepares it like a photo, so the size barely matters), large enough to keep
+   * the strokes' shape.
    */
   inkGrid(side = 112) {
     const small = new OffscreenCanvas(side, side);
     const context = small.getContext("2d");
     this.paint(context, side);
     const rgba = context.getImageData(0, 0, side, side).data;
-    const ink = new Array(side * side);
-    for (let i = 0; i < ink.length; i++) {
-      ink[i] = Math.round(100 * (1 - rgba[4 * i] / 255)) / 100; // two decimals: a short body
-    }
-    return { width: side, height: side, ink };
+    let binary = "";
+    for (let i = 0; i < side * side; i++) binary += String.fromCharCode(255 - rgba[4 * i]);
+    return { width: side, height: side, ink: { shape: [side, side], bytes: btoa(binary) } };
   }
 }
