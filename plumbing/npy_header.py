@@ -18,9 +18,12 @@ from typing import BinaryIO
 
 import numpy as np
 
+from plumbing.checks import is_int, shown
+
 # Magic string and version (8 bytes), the header's length (2 or 4), and the header itself, which
 # NumPy refuses beyond 10,000 bytes (but only after reading them all).
 MAX_HEADER_BYTES = 8 + 4 + 10_000
+MAX_DIMENSIONS = 64  # NumPy's own limit (numpy.lib.format would take more)
 
 
 class NpyHeaderError(ValueError):
@@ -78,5 +81,9 @@ def read_npy_header(stream: BinaryIO) -> NpyHeader:
     except (ValueError, TypeError, SyntaxError) as error:
         reason = " ".join(str(error).split())  # NumPy's message, on one line
         raise NpyHeaderError(f"has a damaged .npy header ({reason})") from None
+    # NumPy's reader takes any ints as the shape: -1 would make data_bytes negative (and a
+    # read of "-4 bytes" reads to the end), and no array has more than 64 dimensions.
+    if len(shape) > MAX_DIMENSIONS or not all(is_int(n) and n >= 0 for n in shape):
+        raise NpyHeaderError(f"has a damaged .npy header (shape {shown(shape)})")
     stream.seek(start + ahead.tell())
     return NpyHeader(tuple(shape), bool(fortran_order), dtype)

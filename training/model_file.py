@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from plumbing.atomic_write import write_atomically
-from plumbing.checks import as_path, is_finite_number, is_int
+from plumbing.checks import as_path, is_finite_number, is_int, printable, shown
+from plumbing.memory import memory_available, size_text
 from plumbing.npy_header import MAX_HEADER_BYTES, NpyHeaderError, read_npy_header
 from simple_cnn import plan_stages
 from training import settings
@@ -52,7 +54,9 @@ FORMAT = "simple-cnn-v2"
 OLD_FORMAT = "simple-cnn-lenet5-v1"  # LeNet-5 only, no "architecture" member
 ADAM_SETTINGS = ("learning_rate", "beta_1", "beta_2", "epsilon")
 MAX_TEXT_CHARACTERS = 10_000_000  # a JSON member; a history of thousands of epochs is far less
+MAX_RECORD_CHARACTERS = 2_000  # one epoch's record in the history: about 150 characters
 MAX_CLASSES = 1000
+MAX_COUNT = 2**63 - 1  # epoch, step, Adam's iterations: save_model writes them as int64
 # The architecture of files written before it was stored: LeNet-5 and Dense(128) -> Dense(10).
 # Its names are the file's: SimpleCNN's ``num_filters`` is stored as "filters" (see ON_DISK).
 OLD_ARCHITECTURE = {
@@ -173,25 +177,89 @@ def load_model(path: str | os.PathLike) -> SavedModel:
     except ModelFileError:
         raise
     except PermissionError as error:
-        raise ModelFileError(f"{path}: cannot read it ({error.strerror})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as error:
+        raise ModelFileError(f"{printable(path)}: cannot read it ({error.strerror})") from None
+    except MemoryError:
+        raise ModelFileError(
+            f"{printable(path)}: not enough memory to read it "
+            f"({memory_available().describe()} left)"
+        ) from None
+    except UNREADABLE as error:
         # NumPy's and zipfile's own messages (pickles, zip internals) would only confuse.
         raise ModelFileError(
-            f"{path}: not a readable .npz model file (damaged, truncated, or another kind of "
-            f"file: {type(error).__name__})"
+            f"{printable(path)}: not a readable .npz model file (damaged, truncated, or another "
+            f"kind of file: {type(error).__name__})"
         ) from None
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    """What zipfile's decompressors raise on damaged data besides OSError and EOFError."""
+    errors: list[type[BaseException]] = [zlib.error]
+    try:
+        import lzma  # absent from some Python builds, as zipfile allows
+
+        errors.append(lzma.LZMAError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+# Everything reading a damaged archive can raise, found by reading zipfile.py and npy_header.py
+# and by crafted files: zip internals (BadZipFile, struct.error), a method or flag zipfile does
+# not take (NotImplementedError, RuntimeError: _Members refuses those by name first), numbers
+# out of range (OverflowError), and the decompressors' own errors.
+UNREADABLE = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    ValueError,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    *_decompression_errors(),
+)
+
+# The zip compression methods Python's zipfile reads (bzip2 and LZMA when Python has them);
+# np.savez writes "stored" members, np.savez_compressed and zip tools "deflate".
+ZIP_METHOD_NAMES = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    9: "Deflate64",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "LZMA",
+    93: "Zstandard",
+    95: "xz",
+    98: "PPMd",
+    99: "AES encryption",
+}
+
+
+def _readable_methods() -> set[int]:
+    methods = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+    for method, module in ((zipfile.ZIP_BZIP2, "bz2"), (zipfile.ZIP_LZMA, "lzma")):
+        try:
+            __import__(module)
+            methods.add(method)
+        except ImportError:
+            pass
+    return methods
+
+
+READABLE_METHODS = _readable_methods()
 
 
 def _open_archive(path: str | os.PathLike) -> zipfile.ZipFile:
     if os.fsdecode(path) == "":
         raise ModelFileError("the model file path is empty; give the path of a .npz model file")
     if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such model file", suggest_training=True)
+        raise ModelFileError(f"{printable(path)}: no such model file", suggest_training=True)
     if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: not a regular file; give the path of a .npz model file")
+        raise ModelFileError(
+            f"{printable(path)}: not a regular file; give the path of a .npz model file"
+        )
     with open(path, "rb") as file:
         if file.read(6) == b"\x93NUMPY":
-            raise ModelFileError(f"{path}: a single NumPy array, not a .npz model file")
+            raise ModelFileError(f"{printable(path)}: a single NumPy array, not a .npz model file")
     return zipfile.ZipFile(path)
 
 
@@ -204,11 +272,26 @@ class _Members:
         self.infos = {}
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
-                raise self.error(f"unexpected member {info.filename!r}: not a SimpleCNN model file")
+                raise self.error(
+                    f"unexpected member {shown(info.filename)}: not a SimpleCNN model file"
+                )
             self.infos[info.filename.removesuffix(".npy")] = info
+        for name, info in self.infos.items():
+            if info.flag_bits & 0x1:  # the zip format's "encrypted" flag
+                raise self.error(
+                    f"{name} is encrypted (password-protected), which this program cannot read; "
+                    "use the file the trainer wrote, or save the model again"
+                )
+            if info.compress_type not in READABLE_METHODS:
+                method = ZIP_METHOD_NAMES.get(info.compress_type, "an unknown method")
+                raise self.error(
+                    f"{name} is compressed with {method} (zip method {info.compress_type}), "
+                    "which Python's zip reader cannot read; use the file the trainer wrote, or "
+                    "compress it again with plain zip (deflate)"
+                )
 
     def error(self, problem: str, suggest_training: bool = False) -> ModelFileError:
-        return ModelFileError(f"{self.path}: {problem}", suggest_training)
+        return ModelFileError(f"{printable(self.path)}: {problem}", suggest_training)
 
     def names(self) -> set[str]:
         return set(self.infos)
@@ -256,21 +339,23 @@ class _Members:
             raise self.error(f"damaged model file: {name} holds NaN or infinite values")
         return array
 
-    def text(self, name: str) -> str:
-        return str(self.array(name, None, kinds="U", max_bytes=4 * MAX_TEXT_CHARACTERS))
+    def text(self, name: str, max_characters: int = MAX_TEXT_CHARACTERS) -> str:
+        return str(self.array(name, None, kinds="U", max_bytes=4 * max_characters))
 
-    def json(self, name: str, kind: type):
+    def json(self, name: str, kind: type, max_characters: int = MAX_TEXT_CHARACTERS):
+        text = self.text(name, max_characters)
         try:
-            value = json.loads(self.text(name))
-        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # nested too deeply, or a number of 5,000 digits
             value = None
         if not isinstance(value, kind):
             raise self.error(f"damaged model file: bad training record ({name} is not valid)")
         return value
 
     def integer(self, name: str) -> int:
+        """A count (epoch, step, iterations): from 0 to what save_model can write again."""
         value = int(self.array(name, (), kinds="iu"))
-        if value < 0:
+        if not 0 <= value <= MAX_COUNT:
             raise self.error(f"damaged model file: bad training record ({name} is {value})")
         return value
 
@@ -286,7 +371,7 @@ def _read_model(members: _Members) -> SavedModel:
         file_format = "<unreadable>"
     if file_format not in (FORMAT, OLD_FORMAT):
         raise members.error(
-            f"not a SimpleCNN model file (format {file_format!r}, expected {FORMAT!r})",
+            f"not a SimpleCNN model file (format {shown(file_format)}, expected {FORMAT!r})",
             suggest_training=True,
         )
     if file_format == OLD_FORMAT:
@@ -303,13 +388,27 @@ def _read_model(members: _Members) -> SavedModel:
     )
     expected = _ExpectedMembers(members.names(), len(stages), len(architecture["hidden"]) + 1)
     if expected.unknown:
-        raise members.error(f"unknown member {expected.unknown[0]!r}: not written by this program")
+        raise members.error(
+            f"unknown member {shown(expected.unknown[0])}: not written by this program"
+        )
+
+    # Every size the arrays will take is decided by now: the settings are checked against the
+    # network, and the network against the memory, before any array is read.
+    # Settings a file leaves out (the first version had no network settings) are its network's.
+    network_settings = {name: architecture[name] for name in NETWORK_SETTINGS}
+    config = {**network_settings, **_settings_from_disk(members.json("config", dict), members)}
+    try:
+        run = settings.check_saved_settings(config)
+    except ValueError as error:
+        raise members.error(f"damaged model file: bad training record ({error})") from None
+    _check_settings_describe_the_network(run, architecture, stages, members)
+    head_shapes = _head_shapes(architecture, stages)
+    _check_it_fits_in_memory(stages, head_shapes, members)
 
     conv_filters = [
         members.array(f"conv{i}_filters", stage.filters_shape)
         for i, stage in enumerate(stages, start=1)
     ]
-    head_shapes = _head_shapes(architecture, stages)
     head_weights = [
         (members.array(f"head.{i}.kernel", kernel), members.array(f"head.{i}.bias", bias))
         for i, (kernel, bias) in enumerate(head_shapes)
@@ -322,18 +421,12 @@ def _read_model(members: _Members) -> SavedModel:
     ]
     conv_settings, conv_state = _read_conv_optimizer(members, stages)
 
-    # Settings a file leaves out (the first version had no network settings) are its network's.
-    network_settings = {name: architecture[name] for name in NETWORK_SETTINGS}
-    config = {**network_settings, **_settings_from_disk(members.json("config", dict), members)}
-    try:
-        run = settings.check_saved_settings(config)
-    except ValueError as error:
-        raise members.error(f"damaged model file: bad training record ({error})") from None
-    _check_settings_describe_the_network(run, architecture, stages, members)
     epoch, step = members.integer("epoch"), members.integer("step")
     partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
     _check_position(step, partial_epoch, run.batch_size, members)
-    history = _check_history(members.json("history", list), epoch, members)
+    # One record per epoch done: its length is bounded by the epochs before it is read.
+    history_characters = min(MAX_TEXT_CHARACTERS, 2 + epoch * MAX_RECORD_CHARACTERS)
+    history = _check_history(members.json("history", list, history_characters), epoch, members)
     return SavedModel(
         architecture=architecture,
         conv_filters=conv_filters,
@@ -360,25 +453,13 @@ def _settings_from_disk(stored: dict, members: _Members) -> dict:
     for name in stored:
         if name in SETTINGS_ON_DISK:  # a name this format does not use
             raise members.error(
-                f"damaged model file: bad training record (unknown setting {name!r})"
+                f"damaged model file: bad training record (unknown setting {shown(name)})"
             )
     return {in_memory.get(name, name): value for name, value in stored.items()}
 
 
 def _check_settings_describe_the_network(run, architecture: dict, stages, members) -> None:
-    """The stored settings build the stored network, and its images and classes are the ones
-    every program here uses: resuming builds the network from the settings, and predicting
-    reads 28x28 grey pictures into MNIST's or Fashion-MNIST's 10 classes."""
-    if tuple(architecture["input_shape"]) != settings.INPUT_SHAPE:
-        raise members.error(
-            f"the network reads images of shape {tuple(architecture['input_shape'])}, but the "
-            "programs here read 28x28 grey images (1, 28, 28): not a model they can use"
-        )
-    if architecture["num_classes"] != settings.NUM_CLASSES:
-        raise members.error(
-            f"the network has {architecture['num_classes']} classes, but MNIST and "
-            f"Fashion-MNIST have {settings.NUM_CLASSES}: not a model the programs here can use"
-        )
+    """The stored settings build the stored network: resuming builds it from the settings."""
     run_stages = run.network_stages()
     found = {
         "num_filters": list(run.num_filters),
@@ -392,7 +473,7 @@ def _check_settings_describe_the_network(run, architecture: dict, stages, member
         if found[name] != stored[name]:
             raise members.error(
                 f"damaged model file: its settings and its network differ in {name} "
-                f"({found[name]} and {stored[name]})"
+                f"({shown(found[name])} and {shown(stored[name])})"
             )
 
 
@@ -444,24 +525,63 @@ def _check_architecture(architecture: dict, members: _Members) -> dict:
     dropout = architecture["dropout"]
     classes = architecture["num_classes"]
     if not (isinstance(hidden, list) and all(is_int(u) and u >= 1 for u in hidden)):
-        raise members.error(f"damaged model file: bad hidden layer sizes {hidden!r}")
+        raise members.error(f"damaged model file: bad hidden layer sizes {shown(hidden)}")
     if not (is_finite_number(dropout) and 0 <= dropout < 1):
-        raise members.error(f"damaged model file: bad dropout {dropout!r}")
+        raise members.error(f"damaged model file: bad dropout {shown(dropout)}")
     if not (is_int(classes) and 2 <= classes <= MAX_CLASSES):
-        raise members.error(f"damaged model file: bad number of classes {classes!r}")
+        raise members.error(f"damaged model file: bad number of classes {shown(classes)}")
     for name in ("filters", "kernel_sizes", "paddings", "input_shape"):
         if not (isinstance(architecture[name], list) and all(map(is_int, architecture[name]))):
-            raise members.error(f"damaged model file: bad {name} {architecture[name]!r}")
+            raise members.error(f"damaged model file: bad {name} {shown(architecture[name])}")
+    # Its images and classes are the ones every program here uses: predicting reads 28x28 grey
+    # pictures into MNIST's or Fashion-MNIST's 10 classes.
+    if tuple(architecture["input_shape"]) != settings.INPUT_SHAPE:
+        raise members.error(
+            f"the network reads images of shape {tuple(architecture['input_shape'])}, but the "
+            "programs here read 28x28 grey images (1, 28, 28): not a model they can use"
+        )
+    if classes != settings.NUM_CLASSES:
+        raise members.error(
+            f"the network has {classes} classes, but MNIST and Fashion-MNIST have "
+            f"{settings.NUM_CLASSES}: not a model the programs here can use"
+        )
+    # The architecture sizes every array read after it, so each size it claims is bounded
+    # first: no more stages and layers than the file has members, each within the bounds the
+    # trainer's settings have (TrainConfig's checks), then the stages' sizes (plan_stages).
+    layers = len(architecture["filters"]) + len(hidden) + 1
+    if layers > len(members.names()):
+        raise members.error(
+            f"damaged model file: its architecture has {layers:,} layers, but the file holds "
+            f"only {len(members.names())} arrays"
+        )
     try:
-        plan_stages(
-            architecture["filters"],
-            architecture["kernel_sizes"],
-            architecture["paddings"],
-            architecture["input_shape"],
+        settings.TrainConfig(
+            num_filters=tuple(architecture["filters"]),
+            kernel_sizes=tuple(architecture["kernel_sizes"]),
+            paddings=tuple(architecture["paddings"]),
+            hidden=tuple(hidden),
+            dropout=dropout,
+            save_path=None,
         )
     except ValueError as error:
         raise members.error(f"damaged model file: impossible architecture ({error})") from None
     return architecture
+
+
+def _check_it_fits_in_memory(stages, head_shapes, members: _Members) -> None:
+    """The weights the architecture sizes, with their optimizers' two moments each, fit in the
+    memory this process may still use (checked before any of them is read)."""
+    shapes = [stage.filters_shape for stage in stages] + [s for pair in head_shapes for s in pair]
+    sizes = [math.prod(shape) for shape in shapes]
+    # float32 weights and Adam's moments, and the bytes of the array being read.
+    needed = 4 * (3 * sum(sizes) + max(sizes))
+    limit = memory_available()
+    if needed > limit.bytes:
+        raise members.error(
+            f"its network has {sum(sizes):,} weights: loading them and their optimizer state "
+            f"takes about {size_text(needed)}, more than the {limit.describe()} this process "
+            "may use"
+        )
 
 
 def _head_shapes(architecture: dict, stages) -> list[tuple[tuple[int, int], tuple[int]]]:
@@ -479,7 +599,7 @@ def _read_conv_optimizer(members: _Members, stages) -> tuple[dict, dict]:
     if set(settings) != set(ADAM_SETTINGS) or not all(
         is_finite_number(settings[name]) and settings[name] >= 0 for name in ADAM_SETTINGS
     ):
-        raise members.error(f"{problem} (settings {settings})")
+        raise members.error(f"{problem} (settings {shown(settings)})")
     # epsilon keeps Adam's step finite where a filter's gradient has always been 0.
     if not (
         settings["beta_1"] < 1
@@ -487,7 +607,7 @@ def _read_conv_optimizer(members: _Members, stages) -> tuple[dict, dict]:
         and settings["epsilon"] > 0
         and settings["learning_rate"] > 0
     ):
-        raise members.error(f"{problem} (settings {settings})")
+        raise members.error(f"{problem} (settings {shown(settings)})")
     if "conv_optimizer.iterations" not in members.names():
         raise members.error(f"{problem} (conv_optimizer.iterations is missing)")
     state = {"iterations": np.array(members.integer("conv_optimizer.iterations"), np.int64)}
