@@ -12,6 +12,7 @@ the shell's for the signal, 130 for Ctrl-C and 143 for SIGTERM, as the trainer's
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -20,6 +21,11 @@ if __name__ == "__main__":
     # the shell's status (130, 143) instead of a traceback. main() takes over once it serves.
     for _signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_signal_number, lambda number, frame: sys.exit(128 + number))
+    # One BLAS thread for the whole server, decided before NumPy loads: each request is one
+    # small image, and BLAS threads started for a request's products spin on after it, taking
+    # the cores the other requests need (OpenBLAS 0.3.31 does not keep a limit set later, by
+    # threadpoolctl, for the server's request threads: it doubled the CPU time per answer).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # ruff: noqa: E402  (the imports below come after that)
 import argparse

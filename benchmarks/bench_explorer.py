@@ -53,13 +53,17 @@ REQUESTS_PER_SECOND = 10  # a student's page sends at most one analysis every 10
 BURST = 200  # drawings sent at the same moment
 
 
-def a_drawing() -> dict:
+def a_drawing(as_list: bool = False) -> dict:
     """A request body as the page sends it: a digit-like loop on a 112x112 pad, its ink as
-    base64 bytes (0 paper .. 255 ink)."""
+    base64 bytes (0 paper .. 255 ink); ``as_list``: as a list of numbers in 0..1, as the page
+    sent it before (the only form an older server reads)."""
     rows, columns = np.mgrid[0:DRAWING_SIDE, 0:DRAWING_SIDE]
     radius = np.hypot((rows - 56) / 40, (columns - 56) / 25)
     ink = np.uint8(255 * (np.abs(radius - 1) < 0.12))
-    encoded = {"shape": [DRAWING_SIDE, DRAWING_SIDE], "bytes": base64.b64encode(ink).decode()}
+    if as_list:
+        encoded = (ink.ravel() / 255).tolist()
+    else:
+        encoded = {"shape": [DRAWING_SIDE, DRAWING_SIDE], "bytes": base64.b64encode(ink).decode()}
     return {"drawing": {"width": DRAWING_SIDE, "height": DRAWING_SIDE, "ink": encoded}}
 
 
@@ -253,9 +257,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure_classroom(network: str, folder: Path, explorer_dir: Path, seconds: float) -> dict:
+def measure_classroom(
+    network: str, folder: Path, explorer_dir: Path, seconds: float, as_list: bool
+) -> dict:
     model = save_model_of(network, folder)
-    body = json.dumps(a_drawing()).encode()
+    body = json.dumps(a_drawing(as_list)).encode()
     program, port, startup = start_explorer(model, explorer_dir)
     try:
         answered = burst(port, body, BURST)
@@ -317,6 +323,12 @@ def main() -> None:
         help="the project folder whose explore.py the classroom starts (default: this one)",
     )
     parser.add_argument(
+        "--list-ink",
+        action="store_true",
+        help="the classroom sends its drawings' ink as a list of numbers, as the page did "
+        "before (for --explorer with the old code)",
+    )
+    parser.add_argument(
         "--sections",
         type=_sections,
         default=SECTIONS,
@@ -350,7 +362,9 @@ def main() -> None:
                     "(target within 10%)"
                 )
             if "classroom" in sections:
-                result = measure_classroom(network, Path(folder), args.explorer, args.seconds)
+                result = measure_classroom(
+                    network, Path(folder), args.explorer, args.seconds, args.list_ink
+                )
                 print(
                     f"  classroom ({args.explorer}): start-up {result['startup_seconds']:.2f} s "
                     f"(target < 1 s); {result['burst_answered']} of {BURST} drawings sent at "
