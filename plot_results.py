@@ -43,7 +43,9 @@ from matplotlib.ticker import MaxNLocator
 import download_mnist
 import inference
 from plumbing.atomic_write import check_writable, check_writable_folder, write_atomically
+from plumbing.checks import one_line, printable
 from plumbing.command_line import ArgumentParser
+from plumbing.memory import memory_available
 from training import history as history_file
 
 MAX_MISCLASSIFIED = 36
@@ -758,13 +760,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.model, args.history, args.out, args.data_dir, args.dataset, args.sample
         )
     except (ValueError, OSError) as exc:
-        sys.exit(f"error: {exc}")
+        sys.exit(f"error: {one_line(str(exc))}")  # one line, whatever a file's name holds
+    except MemoryError:
+        sys.exit(f"error: out of memory for this model's plots ({memory_available().describe()})")
     except KeyboardInterrupt:
         sys.exit("interrupted; the plots written so far are complete")  # save_figure is atomic
     if all(path.name != "training_curves.png" for path in paths):
         print("note: no finished epoch in the model file and no --history: no training curves")
     for path in paths:
-        print(f"wrote {path}")
+        print(f"wrote {printable(path)}")
 
 
 if __name__ == "__main__":

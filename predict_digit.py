@@ -442,6 +442,8 @@ def classify(model_path: str, digits: np.ndarray) -> tuple[np.ndarray, list[str]
         return classifier.predict_proba(digits), classifier.class_names
     except inference.ModelFileError as error:  # a damaged file, or outputs that overflow
         raise ModelError(str(error)) from None
+    except MemoryError:  # a model too big for this machine, however well it loaded
+        raise ModelError(f"{printable(model_path)}: not enough memory to run it") from None
 
 
 # --- The command line ---------------------------------------------------------------------------

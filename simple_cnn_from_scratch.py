@@ -56,10 +56,12 @@ from inference import (
     images_to_input,
 )
 from plumbing.atomic_write import FileWriteError, same_file  # noqa: F401  (FileWriteError: API)
+from plumbing.checks import one_line, printable
 from simple_cnn import NonFiniteFeaturesError, NonFiniteGradientsError, SimpleCNN
 from training import settings
 from training.augmentation import augment
 from training.history import write_history
+from training.memory_use import check_training_fits, out_of_memory_message
 from training.messages import (
     describe_run,
     diverged_message,
@@ -522,6 +524,7 @@ def train(
                 save_model(config.save_path, saved)
             history = saved.history
         else:
+            check_training_fits(config)  # before TensorFlow loads: a network too big for memory
             model = build_model(config, saved)
             model.steps_per_epoch = steps_per_epoch(data, config)
             check_resumed_position(model)
@@ -555,7 +558,7 @@ def train(
             raise TrainingInterrupted(message, stop.signal_number)
     write_history(config.history_path, history, test_loss, test_accuracy)
     if config.saves_model():
-        say(f"Model saved to {config.save_path}")
+        say(f"Model saved to {printable(config.save_path)}")
     say(f"Test loss: {test_loss:.4f}")
     return {"epochs": history, "test_loss": test_loss, "test_accuracy": test_accuracy}
 
@@ -648,7 +651,12 @@ def _train_and_report(config: TrainConfig) -> int:
         print("\nInterrupted.", file=sys.stderr)
         return getattr(stop, "exit_status", 130)
     except (DatasetError, ModelFileError, NonFiniteLossError, ConfigError, OSError) as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {one_line(str(error))}")  # one line, whatever a file's name holds
+    except Exception as error:  # only running out of memory is answered here; the rest raise
+        message = out_of_memory_message(error, config)
+        if message is None:
+            raise
+        sys.exit(f"error: {message}")
     print(f"Test accuracy: {history['test_accuracy']:.4f}")
     if config.verbose and config.saves_model():
         print(what_next(config))
