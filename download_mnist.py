@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,9 @@ from typing import BinaryIO
 import numpy as np
 
 from plumbing.atomic_write import FileWriteError, write_atomically
+from plumbing.checks import file_kind, one_line, printable
 from plumbing.command_line import ArgumentParser
+from plumbing.memory import memory_available
 from plumbing.npy_header import NpyHeaderError, read_npy_header
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -267,13 +270,46 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with _open_regular_file(path) as file:
-            data = file.read()
-        data = gzip.decompress(data) if path.suffix == ".gz" else data
+            if path.suffix == ".gz":
+                with gzip.GzipFile(fileobj=file) as stream:
+                    data = _read_idx_bytes(stream, path)
+            else:
+                data = _read_idx_bytes(file, path, os.fstat(file.fileno()).st_size)
     except EOFError:
         raise DatasetError(f"{path}: truncated gzip archive") from None
     except (OSError, zlib.error) as exc:
         raise DatasetError(f"cannot read {path}: {_reason(exc)}") from None
     return parse_idx(data, str(path)).copy()  # a writable array, independent of the file bytes
+
+
+def _read_idx_bytes(stream: BinaryIO, path: Path, file_bytes: int | None = None) -> bytes:
+    """An IDX file's bytes for parse_idx, read no further than its header promises, and only
+    when that fits in the memory this process may use: a small gzip can decompress to
+    gigabytes. ``file_bytes`` is the size of an uncompressed file (read whole: parse_idx then
+    says by how much it differs from the promise)."""
+    head = stream.read(4)
+    if len(head) < 4 or int.from_bytes(head, "big") not in (IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC):
+        return head  # parse_idx says what is wrong with it
+    head += stream.read(4 * head[3])
+    if len(head) < 4 + 4 * head[3]:
+        return head
+    shape = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(head[3]))
+    promised = len(head) + math.prod(shape)
+    limit = memory_available()
+    if min(promised, file_bytes or promised) > limit.bytes:
+        raise DatasetError(
+            f"{path}: header promises shape {shape} ({promised} bytes in all), more than the "
+            f"{limit.describe()} this process may use"
+        )
+    if file_bytes is not None:
+        return head + stream.read()
+    data = head + stream.read(promised - len(head) + 1)
+    if len(data) > promised:
+        raise DatasetError(
+            f"{path}: decompresses to more than the {promised} bytes its header promises "
+            f"(shape {shape}): it is padded"
+        )
+    return data
 
 
 def _idx_sha256(array: np.ndarray) -> str:
@@ -503,22 +539,9 @@ def _open_regular_file(path: Path, fix: str = "") -> BinaryIO:
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise DatasetError(
-            f"{path} is {_file_kind(mode)}, not a regular file" + (f": {fix}" if fix else "")
+            f"{path} is {file_kind(mode)}, not a regular file" + (f": {fix}" if fix else "")
         )
     return os.fdopen(fd, "rb")
-
-
-def _file_kind(mode: int) -> str:
-    """What a file is, from its ``st_mode``: "a directory", "a FIFO", ... for messages."""
-    kinds = (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -658,6 +681,28 @@ def _read_archive(path: Path, spec: ArchiveSpec) -> bytes:
         return file.read(_max_archive_bytes(spec) + 1)  # bounded, should the file grow meanwhile
 
 
+def _read_file_url(url: str, max_bytes: int) -> bytes:
+    """A local mirror's copy (a file:// URL), read at once: refused unread unless it is a
+    regular file (a FIFO would keep the reader waiting for a writer until the deadline), and
+    bounded like a download.
+
+    Raises OSError (as opening a file:// URL does) or _BadArchive.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise _BadArchive(f"a file:// URL of another computer ({parts.netloc})")
+    path = urllib.request.url2pathname(parts.path)
+    # O_NONBLOCK: a FIFO opens at once instead of waiting for a writer; files ignore it.
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise _BadArchive(f"{file_kind(mode)}, not a regular file")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _BadArchive(f"larger than {max_bytes} bytes: not the expected archive")
+    return data
+
+
 def _mirror_url(mirror: str | os.PathLike) -> str:
     """A mirror as a base URL ending in "/"; a local folder becomes a file:// URL."""
     text = os.fspath(mirror)
@@ -684,10 +729,16 @@ def _fetch_archive(
         url = mirror + spec.file_name
         log(f"  {spec.file_name}: downloading {url}")
         try:
-            archive = _download(url, spec.file_name, max_bytes, timeout_seconds)
+            if url.startswith("file:"):
+                archive = _read_file_url(url, max_bytes)
+            else:
+                archive = _download(url, spec.file_name, max_bytes, timeout_seconds)
             content, origin = _check_archive(archive, spec)
         except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code} {exc.reason}"
+            if 300 <= exc.code < 400:  # urllib gives up on a loop, or after 10 redirections
+                reason = f"HTTP {exc.code}: it redirects in a loop, or too many times"
+            else:
+                reason = f"HTTP {exc.code} {_reason(exc.reason)}"
         except urllib.error.URLError as exc:
             timed_out = isinstance(exc.reason, TimeoutError)
             reason = _no_answer(timeout_seconds) if timed_out else _reason(exc.reason)
@@ -748,7 +799,7 @@ def _npy_files_exist(data_dir: Path) -> bool:
     try:
         if data_dir.exists() and not data_dir.is_dir():
             raise DatasetError(
-                f"{data_dir} is {_file_kind(data_dir.stat().st_mode)}, not a folder: "
+                f"{data_dir} is {file_kind(data_dir.stat().st_mode)}, not a folder: "
                 "choose another --data-dir"
             )
         return all(path.exists() for path in _npy_paths(data_dir).values())
@@ -756,6 +807,11 @@ def _npy_files_exist(data_dir: Path) -> bool:
         raise DatasetError(
             f"cannot look into {data_dir} ({_reason(exc)}): choose another --data-dir"
         ) from None
+
+
+def print_line(line: str) -> None:
+    """Print one line of progress as one line, whatever a path or URL in it holds."""
+    print(one_line(line))
 
 
 def _rebuild_command(spec: DatasetSpec, data_dir: Path) -> str:
@@ -780,7 +836,7 @@ def prepare_dataset(
     mirrors: Sequence[str | os.PathLike] = (),
     force: bool = False,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print_line,
 ) -> Path:
     """Build a dataset's missing .npy files (all four with ``force``) from verified archives.
 
@@ -801,7 +857,7 @@ def prepare_dataset(
     timeout_seconds : float
         Limit on each mirror attempt, connecting and every read included.
     log : callable
-        Receives one line per step (``print`` by default).
+        Receives one line per step (``print_line`` by default: printed, kept to one line).
 
     Returns
     -------
@@ -959,13 +1015,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         x_train, y_train, x_test, y_test = load_dataset(data_dir, args.dataset)
     except DatasetError as exc:
-        sys.exit(f"error: {exc}")
+        sys.exit(f"error: {one_line(str(exc))}")  # one line, whatever a file's name holds
     except KeyboardInterrupt:
         sys.exit("error: interrupted; files already written are complete, no partial file is left")
     elapsed_seconds = time.perf_counter() - start_seconds
     print(
         f"ready: train {x_train.shape} + {y_train.shape}, test {x_test.shape} + {y_test.shape}, "
-        f"uint8, in {data_dir} ({elapsed_seconds:.2f} s)"
+        f"uint8, in {printable(data_dir)} ({elapsed_seconds:.2f} s)"
     )
     return 0
 

@@ -26,7 +26,7 @@ import download_mnist
 from download_mnist import DatasetError, load_dataset, prepare_dataset, read_idx
 
 TINY_COUNTS = {"train": 12, "test": 5}
-MIRROR_KINDS = ("good", "corrupt", "truncated", "missing", "slow", "trickle")
+MIRROR_KINDS = ("good", "corrupt", "truncated", "missing", "slow", "trickle", "loop")
 TRICKLE_PAUSE_SECONDS = 0.2
 TRICKLE_MAX_BYTES = 25  # then the trickle stops, so a client without a deadline waits 5 s
 
@@ -101,11 +101,18 @@ def tiny() -> TinyDataset:
 
 
 class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files from a folder; records each path; answers /slow/ only after a pause and
-    /trickle/ one byte at a time (a mirror that never stalls long enough for a read timeout)."""
+    """Serves files from a folder; records each path; answers /slow/ only after a pause,
+    /trickle/ one byte at a time (a mirror that never stalls long enough for a read timeout)
+    and /loop/ with a redirection to itself."""
 
     def do_GET(self) -> None:
         self.server.requested_paths.append(self.path)
+        if self.path.startswith("/loop/"):  # a mirror that redirects to itself
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/slow/"):
             time.sleep(0.5)
         path = Path(self.translate_path(self.path))
@@ -907,3 +914,83 @@ def test_only_the_missing_npy_file_is_built_and_only_its_archive_fetched(
     prepare_dataset(data, tiny.spec, mirrors=[mirrors["good"]], force=True, log=lambda line: None)
     assert_npy_equal(data, tiny.arrays)
     assert len(mirrors["paths"]) == 4
+
+
+# --- clear messages: redirect loops, FIFOs at a local mirror, file names with line breaks ----
+
+
+def test_a_mirror_that_redirects_in_a_loop_is_one_line_of_the_error(
+    tmp_path: Path, tiny: TinyDataset, mirrors: dict
+) -> None:
+    lines: list[str] = []
+    with pytest.raises(DatasetError) as caught:
+        prepare_dataset(tmp_path / "data", tiny.spec, mirrors=[mirrors["loop"]], log=lines.append)
+    message = str(caught.value)
+    assert "\n" not in message and "\n" not in "".join(lines)  # was three lines
+    first = tiny.spec.archives[0].file_name
+    assert f"{mirrors['loop']}{first}: HTTP 302: it redirects in a loop" in message
+
+
+def test_an_archive_that_is_a_fifo_at_a_local_mirror_is_refused_at_once(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    """Opening a FIFO waits for a writer: the download waited its whole deadline (30 s)."""
+    folder = tmp_path / "mirror"
+    tiny.write_archives(folder)
+    first = folder / tiny.spec.archives[0].file_name
+    first.unlink()
+    os.mkfifo(first)
+    release_fifo_after(first, 10.0)  # should the check fail, the test still ends
+    good = tmp_path / "good"
+    tiny.write_archives(good)
+    lines: list[str] = []
+    start = time.monotonic()
+    prepare_dataset(
+        tmp_path / "data", tiny.spec, mirrors=[folder, good], timeout_seconds=20, log=lines.append
+    )
+    assert time.monotonic() - start < 5
+    assert "    failed: a FIFO, not a regular file" in lines
+    assert_npy_equal(tmp_path / "data", tiny.arrays)
+
+
+def test_a_folder_name_with_a_line_break_keeps_every_line_whole(
+    tmp_path: Path, tiny: TinyDataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "my\ndata"
+    tiny.write_archives(data_dir)
+    spec = dataclasses.replace(tiny.spec, name="tiny")
+    download_mnist.DATASETS["tiny"] = spec
+    try:
+        prepare_dataset(data_dir, spec)  # logs with print_line, as the program does
+        assert download_mnist.main(["--dataset", "tiny", "--data-dir", str(data_dir)]) == 0
+        out = capsys.readouterr().out
+        for line in out.splitlines():
+            assert not line.startswith("data"), f"a line was split: {out!r}"
+        assert "my\\ndata" in out
+        (data_dir / tiny.spec.archives[0].file_name).write_bytes(b"damaged")
+        for path in data_dir.glob("*.npy"):
+            path.unlink()
+        with pytest.raises(SystemExit) as caught:
+            download_mnist.main(["--dataset", "tiny", "--data-dir", str(data_dir)])
+    finally:
+        del download_mnist.DATASETS["tiny"]
+    assert "\n" not in str(caught.value.code) and "my\\ndata" in str(caught.value.code)
+
+
+def test_read_idx_stops_at_what_the_header_promises(tmp_path: Path) -> None:
+    """A small gzip can decompress to gigabytes: read_idx reads no more than the header
+    promises, and refuses a promise beyond the memory the process may use."""
+    path = tmp_path / "bomb.idx.gz"
+    header = b"\0\0\x08\x01" + (10).to_bytes(4, "big")
+    with gzip.open(path, "wb", compresslevel=1) as file:
+        file.write(header + bytes(10))
+        for _ in range(64):  # 1 GB more
+            file.write(bytes(1 << 24))
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match=r"decompresses to more than the 18 bytes"):
+        read_idx(path)
+    assert time.monotonic() - start < 1
+    huge = tmp_path / "huge.idx.gz"
+    huge.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff\xff\xff\xff" * 3))
+    with pytest.raises(DatasetError, match=r"promises shape .* more than the .* may use"):
+        read_idx(huge)

@@ -5,8 +5,10 @@ loop reads as the loop.
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
+from plumbing.checks import printable
 from training.model_file import TRAIN_COMMAND
 from training.settings import DEFAULT_MODEL_PATH, NUM_CLASSES, TrainConfig
 
@@ -34,7 +36,7 @@ def describe_run(config: TrainConfig, data: Dataset, cnn: SimpleCNN, epoch: int,
         f"{config.learning_rate_decay} per epoch, seed {config.seed}",
     ]
     if config.resume_path:
-        lines.append(f"Resuming {config.resume_path} from {position(epoch, step)}")
+        lines.append(f"Resuming {printable(config.resume_path)} from {position(epoch, step)}")
     return "\n".join(lines)
 
 
@@ -49,15 +51,16 @@ def interrupted_message(config: TrainConfig, epoch: int, step: int) -> str:
     """What a stopped run saved (at ``step`` of epoch ``epoch + 1``) and how to go on."""
     if not config.saves_model():
         return f"Interrupted at {position(epoch, step)}; nothing saved (--no-save)."
-    command = f"{TRAIN_COMMAND} --resume {config.save_path}"
+    command = f"{TRAIN_COMMAND} --resume {shell_word(config.save_path)}"
     if config.history_path:
-        command += f" --history {config.history_path}"
+        command += f" --history {shell_word(config.history_path)}"
     if epoch == config.epochs:
         return (
-            f"Interrupted after the last epoch, before the test set; {config.save_path} holds "
-            f"the finished model. Evaluate it with:\n  {command}"
+            "Interrupted after the last epoch, before the test set; "
+            f"{printable(config.save_path)} holds the finished model. Evaluate it with:\n"
+            f"  {command}"
         )
-    saved = f"Interrupted at {position(epoch, step)}; saved to {config.save_path}."
+    saved = f"Interrupted at {position(epoch, step)}; saved to {printable(config.save_path)}."
     return f"{saved} Continue with:\n  {command}"
 
 
@@ -65,7 +68,7 @@ def diverged_message(config: TrainConfig, epochs_saved: int, epoch: int, step: i
     """The loss or a gradient became NaN or infinite at ``step`` of ``epoch``; the model file
     (if any) holds the end of epoch ``epochs_saved``."""
     if config.saves_model() and (epochs_saved or config.resume_path):
-        kept = f"{config.save_path} keeps {position(epochs_saved, 0)}"
+        kept = f"{printable(config.save_path)} keeps {position(epochs_saved, 0)}"
     else:
         kept = "this run has saved no model yet"
     return (
@@ -93,8 +96,21 @@ def _smaller_learning_rate(config: TrainConfig) -> str:
 def what_next(config: TrainConfig) -> str:
     """The trained model's next uses: a picture of one's own, and the explorer."""
     path = config.model_path()
-    model = "" if path == DEFAULT_MODEL_PATH else f" --model {path}"
+    model = "" if path == DEFAULT_MODEL_PATH else f" --model {shell_word(path)}"
     return (
         f"Next, try the model on a picture of your own:  python predict_digit.py{model} IMAGE\n"
         f"or watch it at work, layer by layer, in your browser:  python explore.py{model}"
     )
+
+
+def shell_word(path: str) -> str:
+    """``path`` as one word of a command to copy into a shell, on one line: quoted when it
+    holds spaces or quotes ('my model.npz'), and in bash's $'...' when it holds a line break
+    or another control character ($'a\\nb.npz')."""
+    if path.isprintable():
+        return shlex.quote(path)
+    escaped = "".join(
+        c if c.isprintable() and c not in "\\'" else "\\" + c if c in "\\'" else repr(c)[1:-1]
+        for c in path
+    )
+    return f"$'{escaped}'"

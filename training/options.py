@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from plumbing.atomic_write import FileWriteError, check_writable
+from plumbing.checks import file_kind, one_line, printable, shown
 from plumbing.command_line import ArgumentParser
 from training.settings import (
     DATASETS,
@@ -252,14 +253,14 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {shown(text)}") from None
 
 
 def _float(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {shown(text)}") from None
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -276,7 +277,13 @@ def _paddings(text: str) -> tuple[int | str, ...]:
 
 def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
+        try:
+            kind = file_kind(os.stat(text).st_mode)
+        except OSError:
+            raise argparse.ArgumentTypeError(f"no such file: {printable(text)}") from None
+        raise argparse.ArgumentTypeError(
+            f"{printable(text)} is {kind}, not a model file; give the .npz file to resume"
+        )
     return text
 
 
@@ -288,7 +295,7 @@ def _writable(what: str) -> Callable[[str], str]:
         try:
             check_writable(text, what)
         except FileWriteError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+            raise argparse.ArgumentTypeError(one_line(str(error))) from None
         return text
 
     return writable

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from plumbing.checks import is_finite_number, is_int
+from plumbing.checks import is_finite_number, is_int, shown
 from simple_cnn import LENET_PADDINGS, Stage, per_stage_mismatch, plan_stages
 from training.augmentation import Augmentation
 
@@ -118,7 +118,7 @@ class TrainConfig:
         for name in ("data_dir", "save_path", "resume_path", "history_path", "tensorboard_dir"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"{option(name)} must be a path, got {value!r}")
+                raise ConfigError(f"{option(name)} must be a path, got {shown(value)}")
         _check_int("--tensorboard-every", self.tensorboard_every, 1)
         if self.resume_path is None:  # resuming, the network is the saved one (resumed_config)
             self.network_stages()
@@ -229,7 +229,7 @@ def one_for_all(values: tuple) -> Any:
 def _check_int(option: str, value: Any, low: int, high: int | None = None) -> None:
     if not is_int(value) or value < low or (high is not None and value > high):
         takes = f"from {low} to {high}" if high is not None else f"greater than {low - 1}"
-        raise ConfigError(f"{option} must be an integer {takes}, got {value!r}")
+        raise ConfigError(f"{option} must be an integer {takes}, got {shown(value)}")
 
 
 def _check_number(
@@ -247,24 +247,24 @@ def _check_number(
             takes = f"greater than {low:g}" if low_open else f"{low:g} or more"
         else:
             takes = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ConfigError(f"{option} must be a number {takes}, got {value!r}")
+        raise ConfigError(f"{option} must be a number {takes}, got {shown(value)}")
 
 
 def _check_choice(option: str, value: Any, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ConfigError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{option} must be one of {', '.join(choices)}, got {shown(value)}")
 
 
 def _check_ints(option: str, values: Any, low: int, high: int, allow_empty: bool = False) -> None:
     if not isinstance(values, tuple) or (not values and not allow_empty):
-        raise ConfigError(f"{option} must be a list of integers, got {values!r}")
+        raise ConfigError(f"{option} must be a list of integers, got {shown(values)}")
     for value in values:
         _check_int(option, value, low, high)
 
 
 def _check_paddings(option: str, values: Any) -> None:
     if not isinstance(values, tuple) or not values:
-        raise ConfigError(f"{option} must be a list of paddings, got {values!r}")
+        raise ConfigError(f"{option} must be a list of paddings, got {shown(values)}")
     for value in values:
         if value not in ("same", "valid"):
             _check_int(option, value, 0, 64)
@@ -309,7 +309,7 @@ def check_saved_settings(saved: dict[str, Any]) -> TrainConfig:
     """
     unknown = sorted(set(saved) - set(STORED_SETTINGS))
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}")
+        raise ConfigError(f"unknown setting {shown(unknown[0])}")
     return TrainConfig(**{**BEFORE_IT_EXISTED, **saved}, save_path=None)
 
 
