@@ -307,16 +307,18 @@ def run_save_path(model_path: str, has_model: bool) -> tuple[str | None, str | N
     run makes it at ``model_path``, or, where the trainer would refuse that path (a file it did
     not write, such as notes.txt), at the first path beside it that the trainer accepts.
     """
+    if not model_path:
+        return None, "no run can save: --model is empty"
     path = Path(model_path)
+    if path.is_dir() and not has_model:  # --model a folder: a model file inside it
+        path = path / "simple_cnn_model.npz"
     stem = path.stem
     if has_model:
         names = [f"{stem}-explorer-run.npz"] + [f"{stem}-explorer-run-{n}.npz" for n in range(2, 6)]
-        candidates = [str(path.with_name(name)) for name in names]
     else:
-        candidates = [model_path]
-        if path.suffix != ".npz":
-            candidates.append(str(path.with_name(f"{stem}.npz")))
-        candidates += [str(path.with_name(f"{stem}-{n}.npz")) for n in range(2, 6)]
+        names = [f"{stem}.npz"] if path.suffix != ".npz" else []
+        names += [f"{stem}-{n}.npz" for n in range(2, 6)]
+    candidates = ([] if has_model else [str(path)]) + [str(path.with_name(n)) for n in names]
     first_refusal = _trainer_refusal(candidates[0])
     if first_refusal is None:
         return candidates[0], None

@@ -1066,10 +1066,23 @@ def make_no_model(tmp_path: Path, state: str) -> tuple[Path, str, Path | None]:
     if state == "no folder":
         gone = tmp_path / "gone" / "model.npz"
         return gone, "no such model file; cannot write the model file", None
+    if state == "a folder":  # a model file inside it is suggested
+        return tmp_path, "not a regular file", tmp_path / "simple_cnn_model.npz"
+    if state == "empty":  # --model '' raised in the new code before its test
+        return "", "the model file path is empty; give the path of a .npz model file; no run", None
     return model, f"{model}: no such model file", model
 
 
-NO_MODEL_STATES = ["missing", "damaged", "not a model", "notes", "dangling link", "no folder"]
+NO_MODEL_STATES = [
+    "missing",
+    "damaged",
+    "not a model",
+    "notes",
+    "dangling link",
+    "no folder",
+    "a folder",
+    "empty",
+]
 
 
 @pytest.mark.parametrize("state", NO_MODEL_STATES)
@@ -1085,7 +1098,7 @@ def test_without_a_model_the_page_gets_the_reason_and_at_most_one_command(tmp_pa
     else:
         assert info["train_command"] == f"python simple_cnn_from_scratch.py --save {save_at}"
         assert info["run_path"] == str(save_at)
-        if save_at != model:
+        if save_at != model and state != "a folder":  # the trainer refused --model's path
             assert f"a run saves to {save_at} instead" in info["error"]
 
 
