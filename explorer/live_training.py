@@ -43,8 +43,10 @@ class TrainingRun:
     """One run of ``trainer.train(config)`` in a thread, publishing snapshots as it goes.
 
     ``publish(event)`` gets dicts: {"type": "started", "settings": ...}, {"type": "progress",
-    ...} at most every ``every_seconds``, {"type": "epoch", "record": ...} after each epoch, and
-    one last event, {"type": "finished" | "stopped" | "failed", "message": ...}.
+    ...} at most every ``every_seconds`` (every step while paced, with the step's gradients),
+    {"type": "epoch", "record": ...} after each epoch, {"type": "pace", "pace": ...} when the
+    pace changes, and one last event, {"type": "finished" | "stopped" | "failed", "message":
+    ...}.
     ``sample_image`` is the uint8 digit (28, 28) whose maps are shown; ``probe_images`` uint8
     images (N, 28, 28) for the dead-unit count (the first PROBE_IMAGES of them).
     """
