@@ -123,7 +123,8 @@ def mouse_digits() -> Digits:
 def pad_ink(strokes: list, side: int = PAD_SIDE) -> np.ndarray:
     """Strokes (lists of [x, y] in pad units) drawn as the explorer's pad draws them for the
     server: black round-capped lines PAD_BRUSH of the side wide on white, anti-aliased (drawn
-    at 4x and averaged down), as ink (side, side) in [0, 1] rounded to two decimals."""
+    at 4x and averaged down), as ink (side, side) in [0, 1], in the 8-bit levels the page
+    sends (0 paper .. 255 ink)."""
     large = side * 4
     canvas = Image.new("L", (large, large), 255)
     pen = ImageDraw.Draw(canvas)
@@ -135,7 +136,7 @@ def pad_ink(strokes: list, side: int = PAD_SIDE) -> np.ndarray:
         for x, y in (points[0], points[-1]):  # round ends (a tap is a dot)
             pen.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=0)
     grey = np.asarray(canvas.resize((side, side), Image.Resampling.BOX), np.float32) / 255
-    return np.round(1 - grey, 2)
+    return np.round((1 - grey) * 255) / 255
 
 
 def _glyph(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:
