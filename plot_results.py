@@ -762,7 +762,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ValueError, OSError) as exc:
         sys.exit(f"error: {one_line(str(exc))}")  # one line, whatever a file's name holds
     except MemoryError:
-        sys.exit(f"error: out of memory for this model's plots ({memory_available().describe()})")
+        sys.exit(f"error: not enough memory to plot this model: {memory_available().describe()}")
     except KeyboardInterrupt:
         sys.exit("interrupted; the plots written so far are complete")  # save_figure is atomic
     if all(path.name != "training_curves.png" for path in paths):

@@ -171,3 +171,22 @@ def test_the_estimate_takes_no_tensorflow():
         timeout=60,
     )
     assert result.stdout.strip() == "False"
+
+
+def test_plots_and_predictions_that_run_out_of_memory_say_so_in_one_line(tmp_path, monkeypatch):
+    import inference
+    import plot_results
+    import predict_digit
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 5.38 GiB for an array")
+
+    monkeypatch.setattr(plot_results, "make_all_plots", out_of_memory)
+    with pytest.raises(SystemExit) as stop:
+        plot_results.main(["--model", "model.npz", "--out", str(tmp_path)])
+    assert str(stop.value.code).startswith("error: not enough memory to plot this model: ")
+    assert "\n" not in str(stop.value.code)
+
+    monkeypatch.setattr(inference, "load_classifier", out_of_memory)
+    with pytest.raises(predict_digit.ModelError, match="model.npz: not enough memory to run it"):
+        predict_digit.classify("model.npz", np.zeros((1, 28, 28), np.uint8))

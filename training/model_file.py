@@ -404,6 +404,10 @@ def _read_model(members: _Members) -> SavedModel:
     _check_settings_describe_the_network(run, architecture, stages, members)
     head_shapes = _head_shapes(architecture, stages)
     _check_it_fits_in_memory(stages, head_shapes, members)
+    # The position next, so that a file is refused for it before its weights are read.
+    epoch, step = members.integer("epoch"), members.integer("step")
+    partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
+    _check_position(step, partial_epoch, run.batch_size, members)
 
     conv_filters = [
         members.array(f"conv{i}_filters", stage.filters_shape)
@@ -420,10 +424,6 @@ def _read_model(members: _Members) -> SavedModel:
         members.array(name, None, "iuf", largest_bytes) for name in expected.head_optimizer
     ]
     conv_settings, conv_state = _read_conv_optimizer(members, stages)
-
-    epoch, step = members.integer("epoch"), members.integer("step")
-    partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
-    _check_position(step, partial_epoch, run.batch_size, members)
     # One record per epoch done: its length is bounded by the epochs before it is read.
     history_characters = min(MAX_TEXT_CHARACTERS, 2 + epoch * MAX_RECORD_CHARACTERS)
     history = _check_history(members.json("history", list, history_characters), epoch, members)
