@@ -222,6 +222,43 @@ def test_weights_that_would_not_fit_in_memory_are_refused_before_reading(
     assert set(recording.opened) <= SETTINGS_MEMBERS
 
 
+def test_gigabytes_of_compressed_zeros_are_refused_before_they_are_inflated(
+    good, tmp_path, monkeypatch
+):
+    """A network within every bound and within memory, but the file is a few hundred kB of
+    deflated zeros claiming 66 MB (2.8 MB for 2.9 GB took 27 s to read before). The trainer
+    stores its arrays uncompressed, and numbers compress far less."""
+    arrays = arrays_of(good)
+    network = dict(filters=[256, 256], kernel_sizes=[15, 15], paddings=[7, 7])
+    set_json(arrays, "architecture", **network)
+    set_json(arrays, "config", filters=[256, 256], kernel_size=[15], padding=[7, 7])
+    for name in ("conv1_filters", "conv2_filters", "head.0.kernel"):
+        del arrays[name]
+    for name in [n for n in arrays if n.startswith(("conv_optimizer.", "head_optimizer."))]:
+        if name != "conv_optimizer.iterations":
+            del arrays[name]
+    zeros = {
+        "conv1_filters": (256, 1, 15, 15),
+        "conv2_filters": (256, 256, 15, 15),
+        "head.0.kernel": (256 * 7 * 7, 128),
+    }
+    path = write_zip(tmp_path / "zeros.npz", arrays, zeros)
+    assert path.stat().st_size < 10**6
+    recording = RecordingOpen(monkeypatch)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"claim 65.6 MB from .* more than numbers"):
+        load_model(path)
+    assert time.perf_counter() - start < 1.0
+    assert "conv2_filters" not in recording.opened
+
+
+def test_a_model_zipped_again_with_deflate_still_loads(good, tmp_path):
+    path = write_zip(tmp_path / "deflated.npz", arrays_of(good), compression=zipfile.ZIP_DEFLATED)
+    original, again = load_model(good), load_model(path)
+    for ours, theirs in zip(original.conv_filters, again.conv_filters, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def run_python(code, address_space=None, timeout=60):
     """Run ``code`` in a fresh Python in the project folder, under a ulimit -v if given."""
 

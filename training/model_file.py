@@ -57,6 +57,7 @@ MAX_TEXT_CHARACTERS = 10_000_000  # a JSON member; a history of thousands of epo
 MAX_RECORD_CHARACTERS = 2_000  # one epoch's record in the history: about 150 characters
 MAX_CLASSES = 1000
 MAX_COUNT = 2**63 - 1  # epoch, step, Adam's iterations: save_model writes them as int64
+MAX_COMPRESSION = 50  # zeros compress about 1000:1, weights about 1.1:1 (see _check_compression)
 # The architecture of files written before it was stored: LeNet-5 and Dense(128) -> Dense(10).
 # Its names are the file's: SimpleCNN's ``num_filters`` is stored as "filters" (see ON_DISK).
 OLD_ARCHITECTURE = {
@@ -404,6 +405,7 @@ def _read_model(members: _Members) -> SavedModel:
     _check_settings_describe_the_network(run, architecture, stages, members)
     head_shapes = _head_shapes(architecture, stages)
     _check_it_fits_in_memory(stages, head_shapes, members)
+    _check_compression(members)
     # The position next, so that a file is refused for it before its weights are read.
     epoch, step = members.integer("epoch"), members.integer("step")
     partial_epoch = _check_partial_epoch(members.json("partial_epoch", dict), members)
@@ -566,6 +568,24 @@ def _check_architecture(architecture: dict, members: _Members) -> dict:
     except ValueError as error:
         raise members.error(f"damaged model file: impossible architecture ({error})") from None
     return architecture
+
+
+def _check_compression(members: _Members) -> None:
+    """The compressed members do not claim to inflate further than numbers compress.
+
+    np.savez stores the arrays as they are; a file zipped again (deflate) shrinks its weights a
+    little and its zeros (Adam's moments before the first step) a lot, to a third of the file at
+    most. A few MB inflating to gigabytes of zeros is a file made to be read for nothing: the
+    sizes it claims are within every bound, but it is refused before they are decompressed.
+    """
+    compressed = [info for info in members.infos.values() if info.compress_type != 0]
+    claimed = sum(info.file_size for info in compressed)
+    stored = sum(info.compress_size for info in compressed)
+    if claimed > MAX_COMPRESSION * stored + 2**24:
+        raise members.error(
+            f"damaged model file: its compressed arrays claim {size_text(claimed)} from "
+            f"{size_text(stored)}, more than numbers compress; use the file the trainer wrote"
+        )
 
 
 def _check_it_fits_in_memory(stages, head_shapes, members: _Members) -> None:
