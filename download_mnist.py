@@ -74,7 +74,11 @@ _VERIFIED_FILES: set[tuple[int | str, ...]] = set()
 
 
 class DatasetError(ValueError):
-    """A dataset file is missing, damaged or unreachable; the message is one line with the fix."""
+    """A dataset file is missing, damaged or unreachable; the message is one line with the fix
+    (a path or URL with a line break in it included: see plumbing.checks.one_line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class _BadArchive(Exception):
@@ -727,7 +731,7 @@ def _fetch_archive(
     failures = []
     for mirror in mirrors:
         url = mirror + spec.file_name
-        log(f"  {spec.file_name}: downloading {url}")
+        log(f"  {spec.file_name}: downloading {one_line(url)}")
         try:
             if url.startswith("file:"):
                 archive = _read_file_url(url, max_bytes)
@@ -752,7 +756,7 @@ def _fetch_archive(
             _atomic_write(path, lambda file, data=archive: file.write(data))
             return content, origin
         failures.append(f"{url}: {reason}")
-        log(f"    failed: {reason}")
+        log(f"    failed: {one_line(reason)}")
     tried = "; ".join(failures) if failures else "no mirror is configured"
     raise DatasetError(
         f"could not download {spec.file_name} ({tried}); check your network connection, or run "

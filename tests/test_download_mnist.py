@@ -994,3 +994,16 @@ def test_read_idx_stops_at_what_the_header_promises(tmp_path: Path) -> None:
     huge.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff\xff\xff\xff" * 3))
     with pytest.raises(DatasetError, match=r"promises shape .* more than the .* may use"):
         read_idx(huge)
+
+
+def test_a_mirror_url_with_a_line_break_is_one_line_of_the_error(
+    tmp_path: Path, tiny: TinyDataset
+) -> None:
+    """DatasetError's message is one line whatever it names, for a caller of the API too."""
+    lines: list[str] = []
+    with pytest.raises(DatasetError) as caught:
+        prepare_dataset(
+            tmp_path / "data", tiny.spec, mirrors=["http://127.0.0.1:9/a\nb/"], log=lines.append
+        )
+    assert "\n" not in str(caught.value) and "a\\nb" in str(caught.value)
+    assert not any("\n" in line for line in lines)
