@@ -47,6 +47,7 @@ from plumbing.checks import one_line, printable
 from plumbing.command_line import ArgumentParser
 from plumbing.memory import memory_available
 from training import history as history_file
+from training.output_files import MAX_HISTORY_BYTES
 
 MAX_MISCLASSIFIED = 36
 # Beyond these, a figure becomes a wall of dots: the first ones are drawn, and the figure says so.
@@ -98,6 +99,11 @@ def load_history(path: str | os.PathLike) -> dict:
             "JSON file written by 'simple_cnn_from_scratch.py --history FILE'"
         )
     try:
+        if path.stat().st_size > MAX_HISTORY_BYTES:  # not read whole to find that out
+            raise PlotError(
+                f"history file {path} is {path.stat().st_size:,} bytes, far more than a history "
+                "(about 250 bytes an epoch): give the JSON file written by --history"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlotError(

@@ -102,3 +102,27 @@ def test_plots_written_into_a_folder_with_a_line_break_are_listed_one_per_line(t
     with pytest.raises(SystemExit) as stop:
         plot_results.main(["--model", str(tmp_path / "no\nmodel.npz"), "--out", str(out)])
     assert "\n" not in str(stop.value.code) and "no\\nmodel.npz" in str(stop.value.code)
+
+
+def test_a_file_too_big_to_be_a_history_is_not_read_whole(tmp_path):
+    """--history on a 3 GB file (a sparse one here): the trainer read it whole to find out
+    whether it was a history it wrote (a MemoryError under a ulimit), the plots to draw it."""
+    import time
+    import tracemalloc
+
+    from plumbing.atomic_write import FileWriteError
+    from training.output_files import check_outputs
+
+    big = tmp_path / "big.json"
+    with open(big, "wb") as file:
+        file.truncate(3 * 2**30)
+    tracemalloc.start()
+    start = time.perf_counter()
+    config = TrainConfig(history_path=str(big), no_save=True)
+    with pytest.raises(FileWriteError, match="is not a history file written by this program"):
+        check_outputs(config)
+    with pytest.raises(plot_results.PlotError, match="3,221,225,472 bytes, far more than a"):
+        plot_results.load_history(big)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.perf_counter() - start < 1 and peak < 2**20

@@ -50,7 +50,7 @@ def check_outputs(config: TrainConfig) -> None:
         _refuse_to_overwrite_a_stranger(config.save_path, "model file", _is_model_file)
     if "--history" in outputs:
         check_writable(config.history_path, "history file")
-        _refuse_to_overwrite_a_stranger(config.history_path, "history file", is_history_file)
+        _refuse_to_overwrite_a_stranger(config.history_path, "history file", _is_history_file)
     if "--tensorboard" in outputs:
         if os.path.exists(config.tensorboard_dir) and not os.path.isdir(config.tensorboard_dir):
             raise FileWriteError(
@@ -66,6 +66,20 @@ def _refuse_to_overwrite_a_stranger(path: str, what: str, is_ours: Callable[[str
             f"{path} exists and is not a {what} written by this program; refusing to overwrite "
             "it: choose another path, or move it away first"
         )
+
+
+# A history is about 250 bytes an epoch: a larger file is some other file of the user's, and is
+# not read whole (into memory) to find that out.
+MAX_HISTORY_BYTES = 64 * 2**20
+
+
+def _is_history_file(path: str) -> bool:
+    try:
+        if os.path.getsize(path) > MAX_HISTORY_BYTES:
+            return False
+    except OSError:
+        return False
+    return is_history_file(path)
 
 
 def _is_model_file(path: str) -> bool:
