@@ -95,3 +95,15 @@ def test_a_signal_while_the_program_starts_ends_it_quietly(tmp_path, program, si
         timeout=60,
     )
     assert (result.returncode, result.stdout, result.stderr) == (128 + signal_number, "", "")
+
+
+@pytest.mark.parametrize("argv", [["--dataset", "x" * 5000], ["--bogus" + "y" * 300]])
+def test_a_long_value_quoted_back_by_argparse_is_cut_short(argv, capsys):
+    from plumbing.command_line import ArgumentParser
+
+    parser = ArgumentParser(prog="program")
+    parser.add_argument("--dataset", choices=["mnist", "fashion"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and len(message) < 300 and "characters)" in message
