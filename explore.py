@@ -35,6 +35,7 @@ from collections.abc import Sequence
 
 from threadpoolctl import threadpool_limits
 
+from explorer.answer_processes import default_count
 from explorer.api import Explorer
 from explorer.server import ExplorerServer, make_server
 from plumbing.command_line import ArgumentParser
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threadpool_limits(1, user_api="blas")
     explorer = Explorer(args.model, args.data_dir, read_only=args.read_only)
     try:
-        server = make_server(explorer, args.host, args.port)
+        server = make_server(explorer, args.host, args.port, processes=default_count())
     except OSError as error:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}")
     # From here Ctrl-C and SIGTERM stop the server in order (handled below, in this thread,
@@ -98,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever, name="server", daemon=True)
     serving.start()
     _announce(server, args.host, explorer)
+    threading.Thread(target=_start_workers, args=(server,), name="workers", daemon=True).start()
     while not received and serving.is_alive():
         time.sleep(0.1)
     try:
@@ -110,6 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
     print("Explorer stopped.", file=sys.stderr)
     return 128 + received[0] if received else 1
+
+
+def _start_workers(server: ExplorerServer) -> None:
+    """Start the processes that answer drawings now, not at the first drawing; if they cannot
+    start, the server's threads answer instead."""
+    try:
+        server.processes.warm_up()
+    except Exception as error:  # noqa: BLE001 - any failure: answer in this process instead
+        server.processes = None
+        print(f"warning: drawings are answered in one process ({error})", file=sys.stderr)
 
 
 def _announce(server: ExplorerServer, host_option: str, explorer: Explorer) -> None:

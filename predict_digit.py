@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from plumbing.command_line import ArgumentParser
 
@@ -246,12 +246,12 @@ def _upright(ink: np.ndarray) -> np.ndarray:
     """``ink`` sheared so that its slant is gone: each row moved sideways in proportion to its
     height above the centre of mass, by the slant the image's moments measure."""
     height, width = ink.shape
-    rows, columns = np.mgrid[:height, :width]
+    rows, columns = np.arange(height), np.arange(width)
     total = ink.sum()
-    centre_row = (ink * rows).sum() / total
-    centre_column = (ink * columns).sum() / total
-    row_variance = (ink * (rows - centre_row) ** 2).sum() / total
-    covariance = (ink * (rows - centre_row) * (columns - centre_column)).sum() / total
+    centre_row = ink.sum(axis=1) @ rows / total
+    centre_column = ink.sum(axis=0) @ columns / total
+    row_variance = ink.sum(axis=1) @ (rows - centre_row) ** 2 / total
+    covariance = (rows - centre_row) @ ink @ (columns - centre_column) / total
     slant = float(np.clip(covariance / row_variance, -MAX_SLANT, MAX_SLANT))
     margin = int(np.ceil(abs(slant) * height / 2)) + 2
     # The new image's pixel (x, y) reads the old one at (x + slant (y - centre_row), y).
@@ -266,9 +266,15 @@ def _upright(ink: np.ndarray) -> np.ndarray:
 def pen_width(ink: np.ndarray) -> float:
     """The strokes' mean width in pixels: twice the inked area over its outline's length
     (a stroke of width w and length L has area w L and an outline of about 2 L)."""
-    solid = np.pad(ink >= 0.5, 1)
-    outline = (solid[1:] != solid[:-1]).sum() + (solid[:, 1:] != solid[:, :-1]).sum()
-    return 2 * solid.sum() / max(outline, 1)
+    return _solid_pen_width(ink >= 0.5)
+
+
+def _solid_pen_width(solid: np.ndarray) -> float:
+    """:func:`pen_width` of the pixels where ``solid`` (bool) is true."""
+    solid = np.pad(solid, 1)
+    outline = np.count_nonzero(solid[1:] != solid[:-1])
+    outline += np.count_nonzero(solid[:, 1:] != solid[:, :-1])
+    return 2 * np.count_nonzero(solid) / max(outline, 1)
 
 
 def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
@@ -279,18 +285,33 @@ def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
     (and thinning smaller), and the final scaling undoes that, so a width counts relative to
     the digit's longer side at the time.
     """
-    image = Image.fromarray(np.uint8(np.round(np.pad(ink, MAX_PEN_STEPS + 1) * 255)))
+    levels = np.uint8(np.round(np.pad(ink, MAX_PEN_STEPS + 1) * 255))
     thinnest, thickest = MNIST_PEN_WIDTHS
     for _ in range(MAX_PEN_STEPS):
-        current = np.asarray(image, np.float32) / 255
-        width = pen_width(current) * DIGIT_BOX / max(_cropped(current).shape)
+        solid = levels >= 128  # ink >= 0.5, as pen_width counts it
+        inked = levels.any(axis=1), levels.any(axis=0)
+        longer_side = max(np.ptp(np.flatnonzero(along)) + 1 for along in inked)
+        width = _solid_pen_width(solid) * DIGIT_BOX / longer_side
         if width < thinnest:
-            image = image.filter(ImageFilter.MaxFilter(3))  # a working pixel wider each side
+            levels = _over_3x3(levels, np.maximum)  # a working pixel wider on each side
         elif width > thickest:
-            image = image.filter(ImageFilter.MinFilter(3))
+            levels = _over_3x3(levels, np.minimum)  # a working pixel thinner
         else:
             break
-    return np.asarray(image, np.float32) / 255
+    return levels.astype(np.float32) / 255
+
+
+def _over_3x3(levels: np.ndarray, pick) -> np.ndarray:
+    """Each pixel replaced by the ``pick`` (np.maximum: widen, np.minimum: thin) of the 3x3
+    window around it, in two passes: with the pixels above and below, then left and right.
+    At the border a window holds fewer pixels (as if the edge were repeated)."""
+    columns = levels.copy()
+    pick(columns[1:], levels[:-1], out=columns[1:])  # the pixel above
+    pick(columns[:-1], levels[1:], out=columns[:-1])  # the pixel below
+    window = columns.copy()
+    pick(window[:, 1:], columns[:, :-1], out=window[:, 1:])  # left
+    pick(window[:, :-1], columns[:, 1:], out=window[:, :-1])  # right
+    return window
 
 
 def find_ink(grey: np.ndarray) -> np.ndarray:

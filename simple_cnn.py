@@ -128,7 +128,8 @@ class SimpleCNN:
 
     @guard_forward
     def forward(self, x: np.ndarray, keep_cache: bool = True) -> tuple[np.ndarray, list]:
-        """Features of a batch. x: (N, C, H, W), or one image (C, H, W) -> (N, num_features).
+        """``cnn.forward(x)``: the features (N, num_features) of a batch x (N, C, H, W), or of
+        one image (C, H, W).
 
         Pixels are expected scaled to [0, 1]. Keeps every intermediate result for backward(),
         so the pair forward/backward belongs to one thread at a time.
@@ -168,7 +169,8 @@ class SimpleCNN:
     def backward(
         self, d_out: np.ndarray, caches: list, need_d_input: bool = False
     ) -> tuple[list[np.ndarray], np.ndarray | None, list[np.ndarray]]:
-        """Backpropagate d_out = dLoss/dfeatures (N, num_features) of the last forward().
+        """``cnn.backward(d_out, learning_rate=0.001)``: backpropagate d_out = dLoss/dfeatures
+        (N, num_features) of the last forward().
 
         Returns the filter gradients, one per stage (d_conv1_filters, d_conv2_filters, ...),
         each shaped like its filters, and applies ``filters -= learning_rate * gradient``

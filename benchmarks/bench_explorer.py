@@ -252,9 +252,19 @@ def students(port: int, body: bytes, count: int, seconds: float) -> dict:
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system, all threads) process ``pid`` has used (Linux's /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The CPU time (user and system, all threads) process ``pid`` and the processes it started
+    (the explorer's workers) have used, from Linux's /proc; a process that has ended since is
+    not counted."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
 
 
 def measure_classroom(

@@ -58,7 +58,7 @@ from explorer import analysis
 from explorer.json_arrays import to_json, uint8_from_json
 from plumbing.atomic_write import FileWriteError
 from plumbing.checks import is_finite_number, is_int
-from predict_digit import ImageError, prepare_digit
+from predict_digit import ImageError, preparation_steps
 from training import model_file
 from training.model_file import TRAIN_COMMAND, ModelFileError
 
@@ -133,6 +133,21 @@ class Explorer:
         except ModelFileError as error:
             self.classifier = None
             self.model_error = error.reason  # the page and the terminal offer ways to train one
+
+    def for_answers(self) -> Explorer:
+        """A copy holding only what answering a drawing reads (the model explored now, where
+        its test set is), for a worker process: no training run, no listeners, no locks."""
+        copy = object.__new__(Explorer)
+        copy.__dict__.update(
+            original_path=self.original_path,
+            model_path=self.model_path,
+            data_dir=self.data_dir,
+            read_only=self.read_only,
+            classifier=self.classifier,
+            model_error=self.model_error,
+            _test_set=None,  # loaded there when a request asks for a test digit
+        )
+        return copy
 
     def require_classifier(self) -> inference.Classifier:
         classifier = self.classifier
@@ -354,6 +369,11 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
         if not is_int(index) or not 0 <= index < len(images):
             raise RequestError(400, f"test_index must be 0 to {len(images) - 1}, got {index!r}")
         return images[index]
+    return _prepared(drawing_from_request(body))[-1][1]
+
+
+def drawing_from_request(body: dict) -> np.ndarray:
+    """A request's drawing as grey levels (height, width) float32, 1 paper .. 0 ink."""
     drawing = body.get("drawing")
     if not isinstance(drawing, dict):
         raise RequestError(400, 'give the image as "drawing" {width, height, ink} or "test_index"')
@@ -374,8 +394,13 @@ def image_from_request(explorer: Explorer, body: dict) -> np.ndarray:
         ink = _ink_from_list(ink, width, height)
     if not np.isfinite(ink).all() or ink.min() < 0 or ink.max() > 1:
         raise RequestError(400, "drawing ink must be finite numbers from 0 to 1")
+    return (1.0 - ink).astype(np.float32)
+
+
+def _prepared(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """predict_digit's preparation of a drawing, step by step (the last: the 28x28 image)."""
     try:
-        return prepare_digit((1.0 - ink).astype(np.float32))  # grey: 1 paper, 0 ink
+        return preparation_steps(grey)
     except ImageError:
         # The only way a drawing of the right size fails: no ink stands out. Say it for a pad.
         raise RequestError(422, NO_DIGIT_IN_DRAWING) from None
@@ -518,6 +543,23 @@ def analyse(explorer: Explorer, body: dict) -> dict[str, Any]:
         _, labels = explorer.load_test_set()
         reply["true_class"] = int(labels[body["test_index"]])
     return reply
+
+
+def preparation(explorer: Explorer, body: dict) -> dict[str, Any]:
+    """How a drawing became the 28x28 image: each step of predict_digit's preparation, named,
+    with its image as grey levels 0..255 (bright ink on black)."""
+    if "test_index" in body:
+        raise RequestError(
+            400, "a test digit comes prepared (MNIST prepared its digits): only a drawing has steps"
+        )
+    steps = _prepared(drawing_from_request(body))
+    return {
+        "steps": [
+            {"name": name, "image": np.uint8(np.clip(np.round(image * 255), 0, 255))}
+            for name, image in steps[:-1]
+        ]
+        + [{"name": steps[-1][0], "image": steps[-1][1]}],
+    }
 
 
 def arithmetic(explorer: Explorer, body: dict) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import tornado.netutil
 import tornado.web
 
 from explorer import analysis, api
+from explorer.answer_processes import AnswerProcesses
 from explorer.api import Explorer, RequestError
 from explorer.json_arrays import to_json
 
@@ -56,6 +57,7 @@ GET_ROUTES: dict[str, Callable[[Explorer], Any]] = {
 }
 POST_ROUTES: dict[str, Callable[[Explorer, dict], Any]] = {
     "/api/analyse": api.analyse,
+    "/api/preparation": api.preparation,
     "/api/arithmetic": api.arithmetic,
     "/api/gradient": api.gradient,
     "/api/weight_gradient": api.weight_gradient,
@@ -64,6 +66,14 @@ POST_ROUTES: dict[str, Callable[[Explorer, dict], Any]] = {
     "/api/train/stop": api.stop_training,
     "/api/train/pace": api.pace,
     "/api/model/restore": api.restore_original,
+}
+# What depends only on the model and the request: answered in worker processes, if it has them.
+IN_WORKER_PROCESSES = {
+    "/api/analyse",
+    "/api/preparation",
+    "/api/arithmetic",
+    "/api/gradient",
+    "/api/weight_gradient",
 }
 ACCEPTED = {"/api/train", "/api/train/stop", "/api/train/pace"}  # 202: the run acts on it later
 EVENT_STREAM = "/api/train/events"
@@ -189,9 +199,12 @@ class PostHandler(_JsonAnswers):
             return
         body = b"".join(self.chunks)
         status = 202 if self.request.path in ACCEPTED else 200
-        status, data = await self.server.answer(
-            lambda: self.route(self.server.explorer, read_json(body)), status
-        )
+        if self.server.processes and self.request.path in IN_WORKER_PROCESSES:
+            status, data = await self.server.answer_in_process(self.route, body, status)
+        else:
+            status, data = await self.server.answer(
+                lambda: self.route(self.server.explorer, read_json(body)), status
+            )
         self.send_json(status, data)
 
 
@@ -277,11 +290,13 @@ class ExplorerServer:
     ``server_close()``; ``server_address`` is the (host, port) it listens on.
     """
 
-    def __init__(self, explorer: Explorer, host: str, port: int):
+    def __init__(self, explorer: Explorer, host: str, port: int, processes: int = 0):
         self.explorer = explorer
         self.sockets = tornado.netutil.bind_sockets(port, host, backlog=LISTEN_BACKLOG)
         self.server_address = self.sockets[0].getsockname()[:2]
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="explorer-request")
+        # Drawings' answers in worker processes (none: in the pool's threads, as tests run it).
+        self.processes = AnswerProcesses(explorer, processes) if processes else None
         self.in_flight = 0  # requests being answered (counted on the server's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -317,6 +332,18 @@ class ExplorerServer:
             return await asyncio.get_running_loop().run_in_executor(
                 self.pool, _answer, self.explorer, compute, status
             )
+        finally:
+            self.in_flight -= 1
+
+    async def answer_in_process(
+        self, route: Callable[[Explorer, dict], Any], body: bytes, status: int
+    ) -> tuple[int, bytes]:
+        """As answer(), for ``route(explorer, body as JSON)`` computed in a worker process."""
+        self.in_flight += 1
+        try:
+            with self.explorer.answering():
+                future = self.processes.submit(_answer_from_copy, route, body, status)
+                return await asyncio.wrap_future(future)
         finally:
             self.in_flight -= 1
 
@@ -362,22 +389,37 @@ class ExplorerServer:
         for sock in self.sockets:
             sock.close()
         self.pool.shutdown(wait=False)
+        if self.processes:
+            self.processes.close()
 
 
-def make_server(explorer: Explorer, host: str, port: int) -> ExplorerServer:
-    """The explorer's server on (host, port), listening; port 0 picks a free one."""
-    return ExplorerServer(explorer, host, port)
+def make_server(explorer: Explorer, host: str, port: int, processes: int = 0) -> ExplorerServer:
+    """The explorer's server on (host, port), listening; port 0 picks a free one. With
+    ``processes``, drawings are answered in that many worker processes."""
+    return ExplorerServer(explorer, host, port, processes)
 
 
 def _answer(explorer: Explorer, compute: Callable[[], Any], status: int) -> tuple[int, bytes]:
     """Run in the pool: ``compute()`` as JSON, or the refusal as one line."""
     with explorer.answering():
-        try:
-            return status, json.dumps(to_json(compute())).encode()
-        except RequestError as error:
-            return error.status, json.dumps({"error": str(error)}).encode()
-        except analysis.AnalysisError as error:  # the request does not fit the model
-            return 400, json.dumps({"error": str(error)}).encode()
+        return _as_json(compute, status)
+
+
+def _answer_from_copy(
+    copy: Explorer, route: Callable[[Explorer, dict], Any], body: bytes, status: int
+) -> tuple[int, bytes]:
+    """Run in a worker process: the route's answer to ``body``, from the explorer's copy."""
+    return _as_json(lambda: route(copy, read_json(body)), status)
+
+
+def _as_json(compute: Callable[[], Any], status: int) -> tuple[int, bytes]:
+    """``compute()`` as JSON, or the refusal as one line."""
+    try:
+        return status, json.dumps(to_json(compute())).encode()
+    except RequestError as error:
+        return error.status, json.dumps({"error": str(error)}).encode()
+    except analysis.AnalysisError as error:  # the request does not fit the model
+        return 400, json.dumps({"error": str(error)}).encode()
 
 
 def read_json(data: bytes) -> dict:

@@ -65,6 +65,12 @@ class Guard:
         self.thread: int | None = None  # the thread that ran that forward()
         self.busy = threading.Lock()  # held inside forward() and backward()
 
+    def __getstate__(self) -> dict:
+        return {}  # a copy (pickled, e.g. for another process) has run no forward() yet
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
 
 # --------------------------------------------------------------------------------------------
 # The decorators

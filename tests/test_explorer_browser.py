@@ -1072,3 +1072,38 @@ def test_two_runs_in_a_row_with_a_pixel_clicked_then_the_original_back(page, mni
         assert model.read_bytes() == mnist_model.read_bytes(), "the original was never replaced"
     finally:
         server.stop(page)
+
+
+def test_the_preparation_step_by_step(page, mnist_server):
+    """'Step by step' shows how the drawing became the image the network receives; a test
+    digit has no steps (MNIST prepared it); Clear empties it, and the next drawing fills it."""
+    open_explorer(page, mnist_server.url)  # the first test digit
+    page.click("#preparation summary")
+    wait_until_idle(page)
+    expect(page.locator("#preparation .preparation-note")).to_contain_text("comes prepared")
+    steps = page.locator("#preparation .preparation-step")
+    expect(steps).to_have_count(0)
+
+    page.click("#clear")
+    wait_until_idle(page)
+    draw(page, [(0.1 + 0.01 * i, 0.1 + 0.02 * i) for i in range(15)])  # small, slanted, high
+    wait_until_idle(page)
+    expect(steps).to_have_count(5)
+    captions = steps.locator("figcaption").all_inner_texts()
+    assert captions[0] == "1. the ink, bright on black"
+    assert captions[-1].startswith("5. in MNIST's 20x20 box")
+    shapes = page.eval_on_selector_all(
+        "#preparation canvas", "canvases => canvases.map(c => [c.height, c.width])"
+    )
+    assert shapes[-1] == [28, 28] and shapes[0][0] > 28  # the pad's drawing, then smaller
+    last = page.get_attribute('#preparation [data-step="4"] canvas', "data-sum")
+    assert last == page.get_attribute("#prepared", "data-sum") != "0"
+
+    page.click("#clear")
+    wait_until_idle(page)
+    expect(steps).to_have_count(0)
+    draw(page, ellipse())
+    wait_until_idle(page)
+    expect(steps).to_have_count(5)
+    again = page.get_attribute('#preparation [data-step="4"] canvas', "data-sum")
+    assert again == page.get_attribute("#prepared", "data-sum") not in ("0", last)

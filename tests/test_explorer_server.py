@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from explorer_models import save_untrained_model
 
+import predict_digit
 from download_mnist import load_dataset
 from explorer import api as explorer_api
 from explorer import server as explorer_server
@@ -167,6 +168,25 @@ def test_a_drawing_is_prepared_as_predict_digit_prepares_a_photo(client, model_p
     assert shapes["features"] == (400,) and shapes["logits"] == (10,)
     for layer in answer["layers"]:
         assert layer["scale"] == pytest.approx(np.abs(decode(layer["values"])).max())
+
+
+def test_the_preparation_of_a_drawing_step_by_step(client):
+    """/api/preparation: predict_digit's steps, named, the last one the image /api/analyse
+    gives; a test digit has none, and a blank drawing none either."""
+    ink = np.zeros((112, 112))
+    ink[10:40, 12:16] = 0.4  # a faint short stroke near the corner
+    status, answer = client.post("/api/preparation", drawing(ink))
+    assert status == 200
+    expected = predict_digit.preparation_steps((1 - ink).astype(np.float32))
+    assert [step["name"] for step in answer["steps"]] == [name for name, _ in expected]
+    images = [decode(step["image"]) for step in answer["steps"]]
+    assert images[0].shape == (112, 112) and images[-1].shape == (28, 28)
+    for image, (_, step_image) in zip(images[:-1], expected[:-1], strict=True):
+        assert np.abs(image / 255 - step_image).max() <= 0.5 / 255  # levels 0..255
+    assert images[1].max() == 255  # faint ink at full contrast
+    assert (images[-1] == decode(client.post("/api/analyse", drawing(ink))[1]["image"])).all()
+    assert client.post("/api/preparation", {"test_index": 0})[0] == 400
+    assert client.post("/api/preparation", drawing(np.zeros((64, 64))))[0] == 422
 
 
 def test_the_pages_drawing_as_bytes_is_the_same_drawing(client):
@@ -1141,3 +1161,146 @@ def test_ctrl_c_right_after_the_address_stops_quietly(model_path, tmp_path, has_
             program.kill()
         assert program.returncode == 130, stderr
         assert "Traceback" not in stderr and stderr.endswith("Explorer stopped.\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Drawings answered in worker processes (as python explore.py answers them)
+# --------------------------------------------------------------------------------------------
+
+
+def serve_in_processes(model: Path, processes: int = 2):
+    explorer = explorer_api.Explorer(str(model))
+    server = explorer_server.make_server(explorer, "127.0.0.1", 0, processes=processes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.processes.warm_up()
+    return Client(server.server_address[1]), explorer, server
+
+
+def stop_serving(explorer, server) -> None:
+    explorer.close()
+    server.shutdown()
+    server.server_close()
+
+
+WORKER_REQUESTS = [
+    ("/api/analyse", drawing(vertical_stroke())),
+    ("/api/preparation", drawing(vertical_stroke())),
+    ("/api/analyse", {"test_index": 3}),
+    ("/api/analyse", {**drawing(vertical_stroke()), "disabled": {"conv1": [0, 2]}}),
+    ("/api/analyse", {"test_index": 5, "cover": [0, 0, 14, 28]}),
+    ("/api/gradient", {"test_index": 3, "class": 7, "versus": 1}),
+    ("/api/arithmetic", {"test_index": 3, "layer": "conv2", "channel": 1, "row": 4, "column": 5}),
+    ("/api/arithmetic", {"test_index": 3, "layer": "pool1", "channel": 0, "row": 2, "column": 3}),
+    (
+        "/api/weight_gradient",
+        {
+            "test_index": 3,
+            "class": 7,
+            "layer": "conv1",
+            "filter": 0,
+            "channel": 0,
+            "row": 1,
+            "column": 2,
+        },
+    ),
+    ("/api/analyse", drawing(np.zeros((64, 64)))),  # blank: 422
+    ("/api/analyse", {"test_index": 10**6}),  # 400
+    ("/api/arithmetic", {"test_index": 3, "layer": "dense", "channel": 0, "row": 0, "column": 0}),
+]
+
+
+def test_worker_processes_answer_exactly_as_the_server_itself(client, model_path, monkeypatch):
+    """Every request a worker process answers gets the answer (and the refusal) the server's
+    own threads give, and this process computes none of it."""
+    expected = [client.post(path, body) for path, body in WORKER_REQUESTS]
+    assert [status for status, _ in expected] == [200] * 9 + [422, 400, 400]
+
+    def computed_here(*args, **kwargs):
+        raise AssertionError("a drawing was answered in the server's own process")
+
+    monkeypatch.setattr(explorer_server.analysis, "analyse", computed_here)
+    monkeypatch.setattr(explorer_server.analysis, "class_gradients", computed_here)
+    monkeypatch.setattr(explorer_server.analysis, "conv_arithmetic", computed_here)
+    monkeypatch.setattr(explorer_server.analysis, "weight_gradient", computed_here)
+    in_processes, explorer, server = serve_in_processes(model_path)
+    try:
+        answers = [in_processes.post(path, body) for path, body in WORKER_REQUESTS]
+    finally:
+        stop_serving(explorer, server)
+    assert answers == expected
+
+
+def test_after_the_model_changes_the_workers_answer_for_the_new_one(tmp_path):
+    """A finished run or a restore makes the server explore another model: the next drawing's
+    answer comes from it, not from the copy the workers started with."""
+    first = save_untrained_model(tmp_path / "first.npz", seed=1)
+    second = save_untrained_model(tmp_path / "second.npz", seed=2)
+    stroke = drawing(vertical_stroke())
+    expected = {}
+    for model in (first, second):
+        alone = explorer_api.Explorer(str(model))
+        expected[model] = explorer_server._as_json(
+            lambda alone=alone: explorer_api.analyse(alone, stroke), 200
+        )
+    assert expected[first] != expected[second]
+    client, explorer, server = serve_in_processes(first)
+    try:
+        assert client.post("/api/analyse", stroke) == (200, json.loads(expected[first][1]))
+        with explorer.lock:  # as a finished run switches the model explored
+            explorer.model_path = str(second)
+            explorer.load_model()
+        assert client.post("/api/analyse", stroke) == (200, json.loads(expected[second][1]))
+    finally:
+        stop_serving(explorer, server)
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The explorer's worker processes among process ``pid``'s children (not, say, the
+    resource tracker multiprocessing may start beside them)."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [
+        child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds workers in Linux's /proc")
+def test_a_worker_that_dies_is_replaced(model_path):
+    """A worker killed (out of memory, by hand) costs the drawings it was answering a one-line
+    500; the drawings after it are answered by new workers."""
+    client, explorer, server = serve_in_processes(model_path)
+    try:
+        stroke = drawing(vertical_stroke())
+        assert client.post("/api/analyse", stroke)[0] == 200
+        workers = worker_pids(os.getpid())
+        assert workers
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        statuses = [client.post("/api/analyse", stroke)[0] for _ in range(3)]
+        assert statuses[-1] == 200 and set(statuses) <= {200, 500}
+    finally:
+        stop_serving(explorer, server)
+
+
+def test_the_program_answers_drawings_in_worker_processes_and_ctrl_c_stops_them(model_path):
+    program, port, _ = start_program(model_path)
+    try:
+        client = Client(port)
+        deadline = time.monotonic() + 30
+        while len(worker_pids(program.pid)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = worker_pids(program.pid)
+        assert workers, "explore.py started no worker processes"
+        assert client.post("/api/analyse", drawing(vertical_stroke()))[0] == 200
+        program.send_signal(signal.SIGINT)
+        _, stderr = program.communicate(timeout=30)
+    finally:
+        program.kill()
+    assert program.returncode == 130
+    assert "Traceback" not in stderr and stderr.endswith("Explorer stopped.\n"), stderr
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()

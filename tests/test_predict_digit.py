@@ -696,3 +696,16 @@ def test_mnists_pen_widths_are_what_its_digits_measure():
     x_train = load_dataset()[0][:2000]
     widths = [pen_width(predict_digit._cropped(digit / 255.0)) for digit in x_train]
     np.testing.assert_allclose(np.percentile(widths, [10, 90]), MNIST_PEN_WIDTHS, atol=0.01)
+
+
+def test_widening_and_thinning_are_pillows_3x3_max_and_min_filters():
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        levels = np.uint8(rng.integers(0, 256, tuple(rng.integers(1, 30, 2))))
+        image = Image.fromarray(levels)
+        widened = np.asarray(image.filter(ImageFilter.MaxFilter(3)))
+        thinned = np.asarray(image.filter(ImageFilter.MinFilter(3)))
+        assert (predict_digit._over_3x3(levels, np.maximum) == widened).all()
+        assert (predict_digit._over_3x3(levels, np.minimum) == thinned).all()

@@ -601,3 +601,18 @@ def test_layer_methods_reject_shapes_that_do_not_fit(method, args):
     with pytest.raises(ValueError) as excinfo:
         getattr(cnn, method)(*args)
     one_line_message(excinfo)
+
+
+def test_a_pickled_network_computes_the_same_and_has_run_no_forward():
+    """A copy for another process (the explorer's workers) carries the filters, not the last
+    forward()'s caches nor its lock."""
+    import pickle
+
+    cnn = SimpleCNN(seed=3)
+    x = np.random.default_rng(0).random((4, 1, 28, 28))
+    features = cnn.forward(x)
+    copy = pickle.loads(pickle.dumps(cnn))
+    assert np.array_equal(copy.features(x), features)
+    with pytest.raises(ValueError, match="before forward"):
+        copy.backward(np.ones_like(features), learning_rate=0)
+    assert np.array_equal(cnn.forward(x), features)  # the original is untouched

@@ -2,7 +2,8 @@
 // between the drawing pad, the views and the server.
 //
 // Each view lives in its own file and only draws what it is given: draw.js (the pad),
-// answer.js (the prediction and its bars), strip.js (the answer kept in view), experiments.js,
+// answer.js (the prediction and its bars), preparation.js (how a drawing became the image it
+// receives), strip.js (the answer kept in view), experiments.js,
 // layers.js (every layer's maps), arithmetic.js (the numbers behind a pixel), filters.js,
 // why.js (gradients of a class's score), weight.js (one weight's gradient as a sum),
 // step.js (one training step, stage by stage), testset.js, training.js and model.js. api.js
@@ -17,6 +18,7 @@ import { ExperimentsView } from "./experiments.js";
 import { FiltersView } from "./filters.js";
 import { LayersView } from "./layers.js";
 import { ModelView } from "./model.js";
+import { PreparationView } from "./preparation.js";
 import { Scheduler } from "./scheduler.js";
 import { TrainingStepView } from "./step.js";
 import { AnswerStrip } from "./strip.js";
@@ -44,7 +46,7 @@ const state = {
 };
 
 // What a new image or a new experiment changes: every view of the image.
-const EVERYTHING = ["analysis", "gradient", "arithmetic", "weight"];
+const EVERYTHING = ["analysis", "preparation", "gradient", "arithmetic", "weight"];
 // The teacher's token, when the page was opened from the teacher's address (--read-only).
 const TEACHER_TOKEN = new URLSearchParams(location.search).get("teacher");
 
@@ -61,6 +63,7 @@ const answer = new AnswerView({
   message: $("draw-message"),
   trueClass: $("true-class"),
 });
+const preparation = new PreparationView($("preparation"), () => requests.ask(["preparation"]));
 const strip = new AnswerStrip({
   prediction: $("strip-prediction"),
   cells: $("strip-cells"),
@@ -162,6 +165,7 @@ $("restore-original").addEventListener("click", () => restoreOriginal());
 const requests = new Scheduler({
   analysis: runAnalysis,
   followUps: {
+    preparation: runPreparation,
     gradient: runGradient,
     arithmetic: runArithmetic,
     weight: runWeight,
@@ -237,8 +241,9 @@ async function runAnalysis() {
 /** A blank pad or an unreadable drawing: no prediction, no layers, maybe the server's words. */
 function showNothing(message) {
   state.analysis = null;
-  requests.forget(["gradient", "arithmetic", "weight", "routing", "step"]);
+  requests.forget(["preparation", "gradient", "arithmetic", "weight", "routing", "step"]);
   answer.clear(message);
+  preparation.clear();
   strip.clear();
   layers.clear();
   arithmetic.hide();
@@ -246,6 +251,20 @@ function showNothing(message) {
   why.clear();
   step.clear();
   document.body.classList.add("no-image");
+}
+
+/** How the drawing became the 28x28 image, step by step (only while that view is open). */
+async function runPreparation() {
+  if (!preparation.isOpen() || !state.analysis) return;
+  if (state.source.kind === "test") {
+    preparation.clear("A test digit comes prepared: MNIST's makers cropped, scaled and centred it.");
+    return;
+  }
+  const image = imageRequest();
+  if (image === null) return;
+  const reply = await postJSON("/api/preparation", image);
+  if (reply.ok) preparation.show(reply.body);
+  else preparation.clear(reply.body.error);
 }
 
 /** Why this answer: the gradient of the picked class's score (the answer's, by default). */
