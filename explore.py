@@ -116,11 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _start_workers(server: ExplorerServer) -> None:
     """Start the processes that answer drawings now, not at the first drawing; if they cannot
-    start, the server's threads answer instead."""
+    start at all, the server's threads answer instead."""
     try:
         server.processes.warm_up()
-    except Exception as error:  # noqa: BLE001 - any failure: answer in this process instead
-        server.processes = None
+    except Exception as error:  # noqa: BLE001 - e.g. no processes allowed: answer here instead
+        processes, server.processes = server.processes, None
+        processes.close()
         print(f"warning: drawings are answered in one process ({error})", file=sys.stderr)
 
 

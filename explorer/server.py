@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ class PostHandler(_JsonAnswers):
             return
         body = b"".join(self.chunks)
         status = 202 if self.request.path in ACCEPTED else 200
-        if self.server.processes and self.request.path in IN_WORKER_PROCESSES:
+        if self.request.path in IN_WORKER_PROCESSES:
             status, data = await self.server.answer_in_process(self.route, body, status)
         else:
             status, data = await self.server.answer(
@@ -338,12 +339,22 @@ class ExplorerServer:
     async def answer_in_process(
         self, route: Callable[[Explorer, dict], Any], body: bytes, status: int
     ) -> tuple[int, bytes]:
-        """As answer(), for ``route(explorer, body as JSON)`` computed in a worker process."""
+        """As answer(), for ``route(explorer, body as JSON)``: computed in a worker process,
+        if the server has them."""
+        processes = self.processes
+        if processes is None:
+            return await self.answer(lambda: route(self.explorer, read_json(body)), status)
         self.in_flight += 1
         try:
             with self.explorer.answering():
-                future = self.processes.submit(_answer_from_copy, route, body, status)
-                return await asyncio.wrap_future(future)
+                for attempt in (1, 2):
+                    future = processes.submit(_answer_from_copy, route, body, status)
+                    try:
+                        return await asyncio.wrap_future(future)
+                    except BrokenProcessPool:  # a worker died: once more, with new workers
+                        if attempt == 2:
+                            message = "the process answering it stopped (killed?); ask again"
+                            return 503, json.dumps({"error": message}).encode()
         finally:
             self.in_flight -= 1
 

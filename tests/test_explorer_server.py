@@ -1268,20 +1268,26 @@ def worker_pids(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds workers in Linux's /proc")
-def test_a_worker_that_dies_is_replaced(model_path):
-    """A worker killed (out of memory, by hand) costs the drawings it was answering a one-line
-    500; the drawings after it are answered by new workers."""
+def test_a_worker_killed_mid_burst_costs_no_answer(model_path):
+    """A worker killed (out of memory, by hand) while drawings are being answered: each of
+    them is asked again of new workers, and every page gets its answer."""
     client, explorer, server = serve_in_processes(model_path)
+    statuses = []
+
+    def draw():
+        for _ in range(5):
+            statuses.append(client.post("/api/analyse", drawing(vertical_stroke()))[0])
+
     try:
-        stroke = drawing(vertical_stroke())
-        assert client.post("/api/analyse", stroke)[0] == 200
-        workers = worker_pids(os.getpid())
-        assert workers
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
-        statuses = [client.post("/api/analyse", stroke)[0] for _ in range(3)]
-        assert statuses[-1] == 200 and set(statuses) <= {200, 500}
+        threads = [threading.Thread(target=draw) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.1)
+        os.kill(worker_pids(os.getpid())[0], signal.SIGKILL)
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * 60
+        assert client.post("/api/analyse", drawing(vertical_stroke()))[0] == 200
     finally:
         stop_serving(explorer, server)
 
@@ -1304,3 +1310,77 @@ def test_the_program_answers_drawings_in_worker_processes_and_ctrl_c_stops_them(
     assert "Traceback" not in stderr and stderr.endswith("Explorer stopped.\n"), stderr
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def start_in_own_group(model: Path):
+    """explore.py as a service manager starts it: in a process group of its own."""
+    program = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "explore.py"), "--model", str(model), "--port", "0"],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    address = program.stdout.readline()
+    deadline = time.monotonic() + 30
+    while len(worker_pids(program.pid)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return program, int(address.split(":")[3].split("/")[0])
+
+
+def gone(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [
+            pid
+            for pid in pids
+            if Path(f"/proc/{pid}").exists()
+            and ") Z " not in Path(f"/proc/{pid}/stat").read_text()  # a zombie has ended
+        ]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds workers in Linux's /proc")
+def test_sigterm_to_the_whole_group_during_a_burst_stops_it_cleanly(model_path):
+    """systemd, `timeout` and `kill -- -PGID` send SIGTERM to every process of the program:
+    the workers leave stopping to the explorer, which answers what it took and exits 143."""
+    program, port = start_in_own_group(model_path)
+    workers = worker_pids(program.pid)
+    statuses = []
+
+    def draw():
+        try:
+            statuses.append(Client(port).post("/api/analyse", drawing(vertical_stroke()))[0])
+        except OSError:
+            statuses.append("refused")  # asked after the explorer had stopped listening
+
+    try:
+        threads = [threading.Thread(target=draw) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.05)
+        os.killpg(program.pid, signal.SIGTERM)
+        for thread in threads:
+            thread.join()
+        _, stderr = program.communicate(timeout=30)
+    finally:
+        program.kill()
+    assert program.returncode == 143, stderr
+    assert stderr == "Explorer stopped.\n"
+    assert set(statuses) <= {200, "refused"}, statuses
+    assert gone(workers, 5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds workers in Linux's /proc")
+def test_workers_exit_when_the_explorer_is_killed(model_path):
+    program, _ = start_in_own_group(model_path)
+    workers = worker_pids(program.pid)
+    assert workers
+    program.kill()
+    program.wait(timeout=10)
+    assert gone(workers, 5), "worker processes outlived the explorer"
