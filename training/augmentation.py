@@ -21,6 +21,7 @@ Everything random comes from the generator it is given: the trainer seeds one pe
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -122,38 +123,34 @@ def smooth_field(count: int, height: int, width: int, rng: np.random.Generator) 
 
     Simard et al. blur white noise with a wide Gaussian; here random values on a coarse grid
     (one every ELASTIC_GRID_SPACING pixels) are interpolated linearly, first along the rows,
-    then along the columns: as smooth for the purpose, and a few passes instead of a blur.
+    then along the columns: as smooth for the purpose, and two matrix products instead of a
+    blur (interpolating is multiplying by a matrix of weights, see _interpolation).
     """
-    knots_r = math.ceil((height - 1) / ELASTIC_GRID_SPACING) + 1
-    knots_c = math.ceil((width - 1) / ELASTIC_GRID_SPACING) + 1
-    coarse = rng.standard_normal((count, 2, knots_r, knots_c)).astype(np.float32)
-    below, weight = _interpolation(height)
-    along_rows = coarse[:, :, below] + weight[:, None] * (
-        coarse[:, :, below + 1] - coarse[:, :, below]
-    )  # (count, 2, height, knots_c)
-    below, weight = _interpolation(width)
-    fine = along_rows[..., below] + weight * (along_rows[..., below + 1] - along_rows[..., below])
+    down, across = _interpolation(height), _interpolation(width)  # (height, knots), (width, knots)
+    coarse = rng.standard_normal((count, 2, down.shape[1], across.shape[1])).astype(np.float32)
+    fine = down @ coarse @ across.T  # (count, 2, height, width)
     return fine / np.float32(_middle_std(height, width))
 
 
-def _interpolation(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``size`` pixels, the knot below it and how far it is towards the next one
-    (knots every ELASTIC_GRID_SPACING pixels): linear interpolation's indices and weights."""
-    position = np.arange(size, dtype=np.float32) / ELASTIC_GRID_SPACING
-    below = np.minimum(
-        np.floor(position).astype(np.intp), math.ceil((size - 1) / ELASTIC_GRID_SPACING) - 1
-    )
-    return below, position - below
+@functools.cache
+def _interpolation(size: int) -> np.ndarray:
+    """Linear interpolation from knots every ELASTIC_GRID_SPACING pixels to ``size`` pixels, as
+    a matrix (size, knots): row i weighs the knot below pixel i by 1 - f and the next by f,
+    where f is how far the pixel is from the one towards the other."""
+    knots = math.ceil((size - 1) / ELASTIC_GRID_SPACING) + 1
+    position = np.arange(size) / ELASTIC_GRID_SPACING
+    below = np.minimum(np.floor(position).astype(np.intp), knots - 2)
+    fraction = position - below
+    weights = np.zeros((size, knots), np.float32)
+    weights[np.arange(size), below] = 1 - fraction
+    weights[np.arange(size), below + 1] = fraction
+    return weights
 
 
 def _middle_std(height: int, width: int) -> float:
     """Standard deviation, at the middle pixel, of unit-variance knots interpolated there."""
-    weights = []
-    for size in (height, width):
-        below, weight = _interpolation(size)
-        middle = size // 2
-        weights.append(np.array([1 - weight[middle], weight[middle]]))
-    return float(np.sqrt((np.outer(*weights) ** 2).sum()))
+    down, across = _interpolation(height)[height // 2], _interpolation(width)[width // 2]
+    return float(np.sqrt((np.outer(down, across) ** 2).sum()))
 
 
 def warp(x: np.ndarray, matrix: np.ndarray, field: np.ndarray) -> np.ndarray:
