@@ -7,10 +7,11 @@ holding an event stream open, costs no thread each. What this module adds is the
 
 * the page's own files (``explorer/page/``) and nothing else;
 * each POST's JSON body read (at most MAX_BODY_BYTES) and handed to the API's function for
-  its path (``explorer/api.py``, which checks it and computes the answer), in a small pool of
-  threads, so that NumPy works while the server keeps reading requests; the answer goes back
-  as JSON (arrays encoded by ``explorer/json_arrays.py``), or a 4xx status with a one-line
-  message when the request is refused; the server keeps serving;
+  its path (``explorer/api.py``, which checks it and computes the answer) while the server
+  keeps reading requests: a drawing's answers in worker processes, one per core
+  (``explorer/answer_processes.py``, given by ``python explore.py``), the rest in a small pool
+  of threads; the answer goes back as JSON (arrays encoded by ``explorer/json_arrays.py``), or
+  a 4xx status with a one-line message when the request is refused; the server keeps serving;
 * training events to each page that listens, as Server-Sent Events.
 
 It listens on 127.0.0.1 by default, with a backlog long enough for a classroom of pages that
