@@ -47,6 +47,11 @@ MAX_SLANT = 1.0  # a slant of 45 degrees at most is corrected: more is not slant
 # MNIST's pen widths in its 20x20 box (pen_width of its first 2,000 training digits): 10% are
 # thinner than the first, 10% thicker than the second. Strokes outside are brought inside.
 MNIST_PEN_WIDTHS = (1.41, 2.82)
+# Outlined digits (each stroke drawn as its outline, as some fonts and doodlers do): closing the
+# gaps up to 2 x OUTLINE_GAP working pixels wide (1/8 of the digit's height) more than doubles
+# their ink, and no other digit's ink grows by even half (bench_handwriting.py's sources).
+OUTLINE_GAP = 5
+OUTLINE_GROWTH = 1.8
 MAX_PEN_STEPS = 16  # working pixels a stroke may widen or thin on each side (4 final pixels)
 INK_THRESHOLD = 0.2  # fraction of the strongest ink below which a pixel counts as paper
 MIN_CONTRAST = 16 * 257  # 16-bit levels: under 16 of 255 (~6%) between ink and paper is blank
@@ -199,13 +204,14 @@ def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
     2. full contrast: faint ink (a pencil, a grey pen) stretched until its strokes are solid;
     3. upright: a slanted digit sheared upright, as MNIST-style deskewing does (the image's
        second moments: the slant is the covariance of row and column over the row variance);
+    (only for a digit drawn in outline: its outlines filled in, so that each stroke is solid);
     4. pen width: strokes thinner or thicker than nearly all of MNIST's made as wide as theirs;
     5. MNIST's box: the longer side scaled to 20 px, the centre of mass put at the centre of
        28x28.
 
-    Steps 3 and 4 work at four times the final size, so that shearing and widening by a
-    fraction of a final pixel are exact enough. Each image is float in [0, 1] (the last one
-    uint8 in 0..255), bright ink on black.
+    Steps 3 and 4 (and the filling in) work at four times the final size, so that shearing and
+    widening by a fraction of a final pixel are exact enough. Each image is float in [0, 1]
+    (the last one uint8 in 0..255), bright ink on black.
     """
     ink = find_ink(grey)
     steps = [("the ink, bright on black", ink)]
@@ -215,6 +221,12 @@ def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
     ink = _scaled(_cropped(ink), WORK_BOX)
     ink = _scaled(_cropped(_upright(ink)), WORK_BOX)
     steps.append(("upright", ink))
+    filled, nearby = _closed(ink, OUTLINE_GAP)
+    if np.count_nonzero(filled >= 0.5) > OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
+        # Thin outlines come out grey at this size, and so does what fills them: each filled
+        # pixel as strong as the strongest ink near it.
+        ink = np.maximum(ink, filled / np.maximum(nearby, 1e-6))
+        steps.append(("outlines filled in", ink))
     ink = _cropped(_with_mnist_pen_width(ink))
     steps.append(("MNIST's pen width", ink))
     digit = _scaled(ink, DIGIT_BOX) * 255
@@ -261,6 +273,20 @@ def _upright(ink: np.ndarray) -> np.ndarray:
         (width + 2 * margin, height), Image.Transform.AFFINE, mapping, Image.Resampling.BILINEAR
     )
     return np.clip(np.asarray(sheared, np.float32), 0, 1)
+
+
+def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``ink`` with every gap between strokes up to ``2 gap`` pixels wide filled: widened by
+    ``gap`` pixels on every side, then thinned back by as much (a morphological closing); and
+    the widened ink (each pixel the strongest ink within ``gap`` pixels)."""
+    levels = np.uint8(np.round(np.pad(ink, gap + 1) * 255))
+    for _ in range(gap):
+        levels = _over_3x3(levels, np.maximum)
+    widened = levels
+    for _ in range(gap):
+        levels = _over_3x3(levels, np.minimum)
+    inside = (slice(gap + 1, -gap - 1),) * 2
+    return levels[inside].astype(np.float32) / 255, widened[inside].astype(np.float32) / 255
 
 
 def pen_width(ink: np.ndarray) -> float:

@@ -709,3 +709,43 @@ def test_widening_and_thinning_are_pillows_3x3_max_and_min_filters():
         thinned = np.asarray(image.filter(ImageFilter.MinFilter(3)))
         assert (predict_digit._over_3x3(levels, np.maximum) == widened).all()
         assert (predict_digit._over_3x3(levels, np.minimum) == thinned).all()
+
+
+def outlined(strokes, width, line):
+    """The strokes drawn as their outlines: a pen ``width`` wide, its inside ``line`` from
+    the edge left as paper (a font of outlines, a doodler's hollow letters)."""
+    canvas = Image.new("L", (240, 200), 255)
+    pen = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        pen.line(stroke, fill=0, width=width, joint="curve")
+        pen.line(stroke, fill=255, width=width - 2 * line, joint="curve")
+    return np.asarray(canvas, np.float32) / 255
+
+
+def test_an_outlined_digit_is_filled_in_like_a_solid_one(monkeypatch):
+    hollow, solid = outlined(SEVEN, width=20, line=3), drawn(SEVEN, width=20)
+    assert "outlines filled in" in [name for name, _ in preparation_steps(hollow)]
+    filled = prepare_digit(hollow).astype(int)
+    monkeypatch.setattr(predict_digit, "OUTLINE_GROWTH", float("inf"))  # the step left out
+    unfilled = prepare_digit(hollow).astype(int)
+    expected = prepare_digit(solid).astype(int)
+    assert np.abs(filled - expected).mean() < 0.5 * np.abs(unfilled - expected).mean()
+
+
+@pytest.mark.parametrize(
+    "strokes",
+    [
+        [[(120 + 50 * np.cos(t), 100 + 70 * np.sin(t)) for t in np.linspace(0, 6.3, 40)]],
+        [
+            [(120 + 30 * np.cos(t), 60 + 30 * np.sin(t)) for t in np.linspace(0, 6.3, 30)],
+            [(120 + 38 * np.cos(t), 136 + 38 * np.sin(t)) for t in np.linspace(0, 6.3, 30)],
+        ],
+        SEVEN,
+    ],
+    ids=["zero", "eight", "seven"],
+)
+@pytest.mark.parametrize("width", [3, 14, 30])
+def test_a_digit_drawn_with_one_pen_is_not_filled_in(strokes, width):
+    """The holes of a 0 or an 8 and the strokes of any digit drawn solid stay as they are."""
+    steps = preparation_steps(drawn(strokes, width=width))
+    assert "outlines filled in" not in [name for name, _ in steps]
