@@ -284,6 +284,13 @@ async function runGradient() {
   why.show(reply.body, state.analysis.image, state.analysis.prediction);
 }
 
+/** The server's arithmetic of one map pixel ({layer, channel, row, column}) of the image. */
+function askArithmetic(image, pixel) {
+  const { layer, channel, row, column } = pixel;
+  const where = { layer, channel, row, column };
+  return postJSON("/api/arithmetic", { ...image, ...experimentRequest(), ...where });
+}
+
 /** The arithmetic of the pixel clicked, in a panel under its map. */
 async function runArithmetic() {
   const pixel = state.pixel;
@@ -293,14 +300,7 @@ async function runArithmetic() {
   if (!block) return;
   arithmetic.openUnder(block);
   arithmetic.markPixel(pixel, state.model);
-  const reply = await postJSON("/api/arithmetic", {
-    ...image,
-    ...experimentRequest(),
-    layer: pixel.layer,
-    channel: pixel.channel,
-    row: pixel.row,
-    column: pixel.column,
-  });
+  const reply = await askArithmetic(image, pixel);
   if (!reply.ok) {
     arithmetic.showError(reply.body.error);
     return;
@@ -336,14 +336,7 @@ async function runRouting() {
   const pixel = state.pooledPixel;
   const image = imageRequest();
   if (!pixel || image === null || !state.analysis || !why.gradient) return;
-  const reply = await postJSON("/api/arithmetic", {
-    ...image,
-    ...experimentRequest(),
-    layer: pixel.layer,
-    channel: pixel.channel,
-    row: pixel.row,
-    column: pixel.column,
-  });
+  const reply = await askArithmetic(image, pixel);
   if (reply.ok) why.showRouting(pixel, reply.body);
   else why.showError(reply.body.error);
 }
