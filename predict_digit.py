@@ -279,14 +279,14 @@ def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
     """``ink`` with every gap between strokes up to ``2 gap`` pixels wide filled: widened by
     ``gap`` pixels on every side, then thinned back by as much (a morphological closing); and
     the widened ink (each pixel the strongest ink within ``gap`` pixels)."""
-    levels = np.uint8(np.round(np.pad(ink, gap + 1) * 255))
+    levels = _as_levels(ink, margin=gap + 1)
     for _ in range(gap):
         levels = _over_3x3(levels, np.maximum)
     widened = levels
     for _ in range(gap):
         levels = _over_3x3(levels, np.minimum)
     inside = (slice(gap + 1, -gap - 1),) * 2
-    return levels[inside].astype(np.float32) / 255, widened[inside].astype(np.float32) / 255
+    return _as_ink(levels[inside]), _as_ink(widened[inside])
 
 
 def pen_width(ink: np.ndarray) -> float:
@@ -311,7 +311,7 @@ def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
     (and thinning smaller), and the final scaling undoes that, so a width counts relative to
     the digit's longer side at the time.
     """
-    levels = np.uint8(np.round(np.pad(ink, MAX_PEN_STEPS + 1) * 255))
+    levels = _as_levels(ink, margin=MAX_PEN_STEPS + 1)
     thinnest, thickest = MNIST_PEN_WIDTHS
     for _ in range(MAX_PEN_STEPS):
         solid = levels >= 128  # ink >= 0.5, as pen_width counts it
@@ -324,6 +324,16 @@ def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
             levels = _over_3x3(levels, np.minimum)  # a working pixel thinner
         else:
             break
+    return _as_ink(levels)
+
+
+def _as_levels(ink: np.ndarray, margin: int) -> np.ndarray:
+    """``ink`` in [0, 1] as 8-bit levels (what the 3x3 passes below work on), with ``margin``
+    blank pixels on every side to widen into."""
+    return np.uint8(np.round(np.pad(ink, margin) * 255))
+
+
+def _as_ink(levels: np.ndarray) -> np.ndarray:
     return levels.astype(np.float32) / 255
 
 

@@ -1267,6 +1267,14 @@ def worker_pids(pid: int) -> list[int]:
     ]
 
 
+def started_workers(pid: int, seconds: float = 30) -> list[int]:
+    """The worker processes of explore.py's process ``pid``, once it has started one."""
+    deadline = time.monotonic() + seconds
+    while not worker_pids(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return worker_pids(pid)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds workers in Linux's /proc")
 def test_a_worker_killed_mid_burst_costs_no_answer(model_path):
     """A worker killed (out of memory, by hand) while drawings are being answered: each of
@@ -1296,10 +1304,7 @@ def test_the_program_answers_drawings_in_worker_processes_and_ctrl_c_stops_them(
     program, port, _ = start_program(model_path)
     try:
         client = Client(port)
-        deadline = time.monotonic() + 30
-        while len(worker_pids(program.pid)) < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = worker_pids(program.pid)
+        workers = started_workers(program.pid)
         assert workers, "explore.py started no worker processes"
         assert client.post("/api/analyse", drawing(vertical_stroke()))[0] == 200
         program.send_signal(signal.SIGINT)
@@ -1324,9 +1329,7 @@ def start_in_own_group(model: Path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     address = program.stdout.readline()
-    deadline = time.monotonic() + 30
-    while len(worker_pids(program.pid)) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    started_workers(program.pid)
     return program, int(address.split(":")[3].split("/")[0])
 
 
