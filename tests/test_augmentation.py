@@ -8,9 +8,9 @@ from training.augmentation import (
     Augmentation,
     augment,
     random_geometry,
-    smooth_field,
+    sample,
+    source_points,
     vary_stroke_width,
-    warp,
 )
 
 EVERYTHING = Augmentation(
@@ -34,9 +34,10 @@ def rotation(degrees: float, count: int) -> np.ndarray:
     return np.broadcast_to(matrix, (count, 2, 2)).astype(np.float32)
 
 
-def no_field(images: np.ndarray) -> np.ndarray:
-    count, height, width = images.shape
-    return np.zeros((count, 2, height, width), np.float32)
+def warp(images: np.ndarray, matrix: np.ndarray, shift=(0, 0)) -> np.ndarray:
+    """Each image read at  centre + matrix (p - centre) + shift, bilinearly."""
+    shifts = np.broadcast_to(np.float32(shift), (len(images), 2))
+    return sample(images, *source_points(images.shape, matrix, shifts))
 
 
 def test_no_augmentation_gives_the_images_themselves(digits):
@@ -54,23 +55,21 @@ def test_the_same_generator_state_gives_the_same_distortions(digits):
 
 def test_the_identity_transform_changes_nothing(digits):
     x = digits.astype(np.float32)
-    np.testing.assert_array_equal(warp(x, rotation(0, len(x)), no_field(x)), x)
+    np.testing.assert_array_equal(warp(x, rotation(0, len(x))), x)
 
 
 def test_a_whole_pixel_shift_moves_the_image_exactly(digits):
     x = digits.astype(np.float32)
-    field = no_field(x)
-    field[:, 0], field[:, 1] = -2, 3  # output pixel (r, c) reads input (r - 2, c + 3)
-    moved = warp(x, rotation(0, len(x)), field)
+    moved = warp(x, rotation(0, len(x)), (-2, 3))  # output pixel (r, c) reads input (r - 2, c + 3)
     np.testing.assert_array_equal(moved[:, 2:, :-3], x[:, :-2, 3:])
     assert (moved[:, :2] == 0).all() and (moved[:, :, -3:] == 0).all()  # zeros came in
 
 
 def test_rotating_and_rotating_back_gives_the_digit_again(digits):
     x = digits.astype(np.float32)
-    there = warp(x, rotation(15, len(x)), no_field(x))
-    back = warp(there, rotation(-15, len(x)), no_field(x))
-    further = warp(there, rotation(15, len(x)), no_field(x))  # 30 degrees: the wrong way back
+    there = warp(x, rotation(15, len(x)))
+    back = warp(there, rotation(-15, len(x)))
+    further = warp(there, rotation(15, len(x)))  # 30 degrees: the wrong way back
 
     def likeness(images: np.ndarray) -> list[float]:
         return [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(images, x, strict=True)]
@@ -82,34 +81,49 @@ def test_rotating_and_rotating_back_gives_the_digit_again(digits):
 
 def test_a_turned_digit_keeps_its_ink_and_its_centre(digits):
     x = digits.astype(np.float32)
-    turned = warp(x, rotation(20, len(x)), no_field(x))
+    turned = warp(x, rotation(20, len(x)))
     np.testing.assert_allclose(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)), rtol=0.05)
 
 
 def test_thicker_and_thinner_pens(digits):
-    x = digits.astype(np.float32)
-    ink = x.sum(axis=(1, 2))
-    thicker = vary_stroke_width(x, np.full(len(x), 1.0)).sum(axis=(1, 2))
-    half = vary_stroke_width(x, np.full(len(x), 0.5)).sum(axis=(1, 2))
-    thinner = vary_stroke_width(x, np.full(len(x), -1.0)).sum(axis=(1, 2))
+    ink = digits.sum(axis=(1, 2), dtype=np.float32)
+    thicker = vary_stroke_width(digits, np.full(len(digits), 1.0)).sum(axis=(1, 2))
+    half = vary_stroke_width(digits, np.full(len(digits), 0.5)).sum(axis=(1, 2))
+    thinner = vary_stroke_width(digits, np.full(len(digits), -1.0)).sum(axis=(1, 2))
     assert (thinner < ink).all() and (ink < half).all() and (half < thicker).all()
-    np.testing.assert_array_equal(vary_stroke_width(x, np.zeros(len(x))), x)
+    np.testing.assert_array_equal(vary_stroke_width(digits, np.zeros(len(digits))), digits)
+
+
+def test_the_pen_is_a_3x3_maximum_or_minimum_with_nothing_outside(digits):
+    """Checked against a plain loop over every pixel's neighbourhood."""
+    image = digits[0].astype(np.float32)
+    padded = np.pad(image, 1)
+    windows = [padded[r : r + 3, c : c + 3] for r in range(28) for c in range(28)]
+    dilated = np.array([w.max() for w in windows]).reshape(28, 28)
+    eroded = np.array([w.min() for w in windows]).reshape(28, 28)
+    pens = vary_stroke_width(digits[[0, 0, 0]], np.array([1.0, -1.0, -0.25]))
+    np.testing.assert_array_equal(pens[0], dilated)
+    np.testing.assert_array_equal(pens[1], eroded)
+    np.testing.assert_allclose(pens[2], image + 0.25 * (eroded - image), atol=1e-4)
 
 
 def test_elastic_displacements_are_smooth_and_of_the_size_asked():
-    field = smooth_field(2000, 28, 28, np.random.default_rng(0))
-    assert field.shape == (2000, 2, 28, 28)
-    assert 0.9 < field[:, :, 14, 14].std() < 1.1  # unit size at the centre, scaled by the caller
+    shape = (2000, 28, 28)
+    bent = Augmentation(elastic_pixels=2)
+    rows, columns = source_points(shape, *random_geometry(shape, bent, np.random.default_rng(0)))
+    rows_unmoved, columns_unmoved = source_points(shape, rotation(0, 2000), np.zeros((2000, 2)))
+    field = np.stack([rows - rows_unmoved, columns - columns_unmoved], axis=1)
+    assert 1.8 < field[:, :, 14, 14].std() < 2.2  # about 2 pixels at the centre, as asked
     neighbours = np.abs(np.diff(field, axis=2)).mean()
     assert neighbours < 0.3 * np.abs(field).mean()  # next pixels move nearly alike
 
 
 def test_each_image_draws_its_own_geometry_within_the_bounds():
     bounds = Augmentation(rotation_degrees=10, scale=0.1, shift_pixels=2)
-    matrix, field = random_geometry((500, 28, 28), bounds, np.random.default_rng(1))
+    matrix, shift, knots = random_geometry((500, 28, 28), bounds, np.random.default_rng(1))
     zoom = 1 / np.sqrt(np.abs(np.linalg.det(matrix)))
     angle = np.degrees(np.arctan2(matrix[:, 1, 0], matrix[:, 0, 0]))
     assert (np.abs(angle) <= 10 + 1e-4).all() and np.abs(angle).max() > 8
     assert (np.abs(zoom - 1) <= 0.1 + 1e-6).all() and np.abs(zoom - 1).max() > 0.08
-    assert (np.abs(field) <= 2).all() and np.abs(field).max() > 1.9
+    assert (np.abs(shift) <= 2).all() and np.abs(shift).max() > 1.9 and knots is None
     assert len(np.unique(angle)) == 500  # one draw per image

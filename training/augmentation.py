@@ -10,13 +10,16 @@ displacement of every pixel), plus stroke-width variation.
 
     images (N, 28, 28) uint8
       -> stroke width: blend each image towards its dilation (thicker) or erosion (thinner)
-      -> geometry: every output pixel reads the input at  centre + A (p - centre) + shift + d(p),
+      -> geometry: every output pixel p reads the input at  centre + A (p - centre) + shift + d(p),
          A a random rotation x scale x shear, d a smooth random displacement field,
          bilinear interpolation, zeros outside the image
       -> images (N, 28, 28) uint8
 
-Everything random comes from the generator it is given: the trainer seeds one per batch from
-(seed, epoch, step), so a resumed run draws exactly the same distortions.
+Where every output pixel reads is one matrix product: each source coordinate is a weighted sum
+of the same few pictures (the row number, the column number, a constant and 25 smooth bumps),
+and only the weights are random (see source_points). Everything random comes from the generator
+it is given: the trainer seeds one per batch from (seed, epoch, step), so a resumed run draws
+exactly the same distortions.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from plumbing.process_tuning import blas_single_threaded
 
 ELASTIC_GRID_SPACING = 7  # pixels between the random displacements that are interpolated
 
@@ -46,7 +51,7 @@ class Augmentation:
 
     @property
     def is_off(self) -> bool:
-        return not any(asdict(self).values())
+        return not any(vars(self).values())
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -60,46 +65,65 @@ def augment(images: np.ndarray, augmentation: Augmentation, rng: np.random.Gener
     """
     if augmentation.is_off or len(images) == 0:
         return images
-    x = images.astype(np.float32)
+    x = images
     if augmentation.stroke_pixels:
         x = vary_stroke_width(x, rng.uniform(-1, 1, len(x)) * augmentation.stroke_pixels)
-    x = warp(x, *random_geometry(x.shape, augmentation, rng))
-    np.rint(x, out=x)
-    return np.clip(x, 0, 255, out=x).astype(np.uint8)
+    rows, columns = source_points(images.shape, *random_geometry(images.shape, augmentation, rng))
+    x = sample(x, rows, columns)  # mixtures of values from 0 to 255, so between those too
+    x += 0.5
+    return x.astype(np.uint8)  # rounded to the nearest level
 
 
-def vary_stroke_width(x: np.ndarray, change: np.ndarray) -> np.ndarray:
+def vary_stroke_width(images: np.ndarray, change: np.ndarray) -> np.ndarray:
     """Thicker (change > 0) or thinner (change < 0) strokes, by up to one pixel on each side.
 
-    x (N, H, W) float, change (N,) in pixels. Grey-level dilation (each pixel the largest of
-    its 3x3 neighbourhood) makes the pen one pixel wider on every side, erosion (the smallest)
-    one pixel narrower; a fraction of a pixel blends between the image and those.
+    images (N, H, W) uint8, change (N,) in pixels; returns float32 (N, H, W). Grey-level
+    dilation (each pixel the largest of its 3x3 neighbourhood) makes the pen one pixel wider on
+    every side, erosion (the smallest) one pixel narrower; a fraction of a pixel blends between
+    the image and those. Erosion is the dilation of the negative (255 - image), made negative
+    again, so one pass does both kinds at once.
     """
-    amount = np.clip(change, -1, 1).astype(np.float32)
-    result = x.copy()
-    for chosen, pick in ((amount > 0, np.maximum), (amount < 0, np.minimum)):
-        if chosen.any():
-            part = x[chosen]
-            weight = np.abs(amount[chosen])[:, None, None]
-            result[chosen] = part + weight * (_neighbourhood(part, pick) - part)
-    return result
+    count, height, width = images.shape
+    amount = np.abs(np.clip(change, -1, 1)).astype(np.float32)[:, None]
+    thinner = change < 0
+    padded = np.zeros((count, height + 2, width + 2), np.uint8)  # outside the image counts as 0
+    padded[:, 1:-1, 1:-1] = images
+    padded = padded.reshape(count, -1)
+    padded[thinner] = 255 - padded[thinner]
+    neighbourhood = _dilation(padded, width + 2)
+    neighbourhood[thinner] = 255 - neighbourhood[thinner]
+    padded[thinner] = 255 - padded[thinner]
+    blended = np.subtract(neighbourhood, padded, dtype=np.float32)
+    blended *= amount
+    blended += padded
+    return blended.reshape(count, height + 2, width + 2)[:, 1:-1, 1:-1]
 
 
-def _neighbourhood(x: np.ndarray, pick) -> np.ndarray:
-    """``pick`` (np.maximum or np.minimum) over each pixel's 3x3 neighbourhood: rows, then
-    columns (a 3x3 square is a 3-row line of 3-column lines); outside the image counts as 0."""
-    count, height, width = x.shape
-    padded = np.zeros((count, height + 2, width + 2), x.dtype)
-    padded[:, 1:-1, 1:-1] = x
-    rows = pick(pick(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
-    return pick(pick(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+def _dilation(padded: np.ndarray, stride: int) -> np.ndarray:
+    """Each pixel of ``padded`` (N, rows x ``stride``), images with a border of zeros laid out
+    flat, the largest of its 3x3 neighbourhood (its value on the border is not to be used).
+
+    A 3x3 square is a line of 3 rows of 3-pixel lines. Laid out flat, a pixel's left and right
+    neighbours are one place away and those above and below one row (``stride``) away, so each
+    pass is one operation over the whole batch at once.
+    """
+    flat = padded.ravel()
+    lines = flat.copy()  # each pixel and its left and right neighbours
+    np.maximum(flat[:-2], flat[1:-1], out=lines[1:-1])
+    np.maximum(lines[1:-1], flat[2:], out=lines[1:-1])
+    squares = lines.copy()  # each pixel's line and those above and below it
+    np.maximum(lines[: -2 * stride], lines[stride:-stride], out=squares[stride:-stride])
+    np.maximum(squares[stride:-stride], lines[2 * stride :], out=squares[stride:-stride])
+    return squares.reshape(padded.shape)
 
 
 def random_geometry(
     shape: tuple[int, ...], augmentation: Augmentation, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's affine matrix (N, 2, 2) and displacements (N, 2, H, W) or, without
-    elastic distortion, (N, 2, 1, 1): in pixels, (row, column), drawn within ``augmentation``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each image's random geometry, for images ``shape`` (N, H, W), drawn within
+    ``augmentation``: the affine matrix A (N, 2, 2), the shift (N, 2) and the elastic field's
+    displacements at its grid points (N, 2, grid points), or None without elastic distortion;
+    in pixels, in (row, column) order."""
     count, height, width = shape
     angle = np.radians(rng.uniform(-1, 1, count) * augmentation.rotation_degrees)
     zoom = 1 + rng.uniform(-1, 1, count) * augmentation.scale
@@ -110,26 +134,55 @@ def random_geometry(
     matrix = np.empty((count, 2, 2), np.float32)
     matrix[:, 0, 0], matrix[:, 0, 1] = cos, -sin
     matrix[:, 1, 0], matrix[:, 1, 1] = sin + shear * cos, cos - shear * sin
-    field = (rng.uniform(-1, 1, (count, 2, 1, 1)) * augmentation.shift_pixels).astype(np.float32)
+    shift = rng.uniform(-1, 1, (count, 2)) * augmentation.shift_pixels
+    knots = None
     if augmentation.elastic_pixels:
-        field = field + smooth_field(count, height, width, rng) * np.float32(
-            augmentation.elastic_pixels
-        )
-    return matrix, field
+        grid_points = _interpolation(height).shape[1] * _interpolation(width).shape[1]
+        knots = rng.standard_normal((count, 2, grid_points), np.float32)
+        knots *= np.float32(augmentation.elastic_pixels)
+    return matrix, shift.astype(np.float32), knots
 
 
-def smooth_field(count: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Random smooth displacements (count, 2, height, width) with a standard deviation of 1.
+def source_points(
+    shape: tuple[int, ...], matrix: np.ndarray, shift: np.ndarray, knots: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output pixel of images ``shape`` (N, H, W) reads its input: rows and columns,
+    each (N, H, W) float32, at  centre + matrix (p - centre) + shift + elastic field(p).
 
-    Simard et al. blur white noise with a wide Gaussian; here random values on a coarse grid
-    (one every ELASTIC_GRID_SPACING pixels) are interpolated linearly, first along the rows,
-    then along the columns: as smooth for the purpose, and two matrix products instead of a
-    blur (interpolating is multiplying by a matrix of weights, see _interpolation).
+    Each coordinate is a weighted sum of the same pictures (_basis): p's row and column
+    relative to the centre, a constant 1, and one smooth bump per elastic grid point. So all
+    of them, for the whole batch, are one matrix product of the weights (N x 2 rows) with the
+    pictures: the matrix's row, the centre plus the shift, then the grid points' values.
     """
-    down, across = _interpolation(height), _interpolation(width)  # (height, knots), (width, knots)
-    coarse = rng.standard_normal((count, 2, down.shape[1], across.shape[1])).astype(np.float32)
-    fine = down @ coarse @ across.T  # (count, 2, height, width)
-    return fine / np.float32(_middle_std(height, width))
+    count, height, width = shape
+    basis = _basis(height, width)
+    columns_used = 3 if knots is None else 3 + knots.shape[2]
+    weights = np.empty((count, 2, columns_used), np.float32)
+    weights[:, :, :2] = matrix
+    weights[:, :, 2] = shift + np.float32([(height - 1) / 2, (width - 1) / 2])
+    if knots is not None:
+        weights[:, :, 3:] = knots
+    with blas_single_threaded():  # BLAS's threads would spin on, against the training's own
+        points = weights.reshape(2 * count, columns_used) @ basis[:columns_used]
+    points = points.reshape(count, 2, height, width)
+    return points[:, 0], points[:, 1]
+
+
+@functools.cache
+def _basis(height: int, width: int) -> np.ndarray:
+    """The pictures every source coordinate is a weighted sum of, as rows of a matrix
+    (3 + knots, height * width): the row and the column relative to the centre, a constant 1,
+    then, for each elastic grid point, its bump: how much of that point's random displacement
+    each pixel takes when the grid is interpolated linearly along the rows and the columns
+    (Simard et al. blur white noise with a wide Gaussian; this is as smooth for the purpose).
+    The bumps are scaled so that the displacement's standard deviation is 1 at the middle."""
+    rows = np.arange(height, dtype=np.float32) - (height - 1) / 2
+    columns = np.arange(width, dtype=np.float32) - (width - 1) / 2
+    down, across = _interpolation(height), _interpolation(width)  # (height, k), (width, k)
+    bumps = np.einsum("ia,jb->abij", down, across).reshape(-1, height * width)
+    bumps /= np.sqrt((bumps[:, (height // 2) * width + width // 2] ** 2).sum())
+    flat = [np.repeat(rows, width), np.tile(columns, height), np.ones(height * width)]
+    return np.concatenate([np.stack(flat), bumps]).astype(np.float32)
 
 
 @functools.cache
@@ -147,43 +200,30 @@ def _interpolation(size: int) -> np.ndarray:
     return weights
 
 
-def _middle_std(height: int, width: int) -> float:
-    """Standard deviation, at the middle pixel, of unit-variance knots interpolated there."""
-    down, across = _interpolation(height)[height // 2], _interpolation(width)[width // 2]
-    return float(np.sqrt((np.outer(down, across) ** 2).sum()))
-
-
-def warp(x: np.ndarray, matrix: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Resample each image x (N, H, W) at  centre + matrix (p - centre) + field(p), bilinearly.
-
-    matrix (N, 2, 2) and field (N, 2, H, W), or (N, 2, 1, 1) for one shift per image, in
-    (row, column) order; outside the image is 0.
-    """
+def sample(x: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Read each image of x (N, H, W) at ``rows``, ``columns`` (N, H, W each, float32, used
+    up as scratch space), bilinearly; outside the image is 0. Returns float32 (N, H, W)."""
     count, height, width = x.shape
-    centre_row, centre_column = (height - 1) / 2, (width - 1) / 2
-    rows = (np.arange(height, dtype=np.float32) - centre_row)[:, None]  # (H, 1)
-    columns = (np.arange(width, dtype=np.float32) - centre_column)[None, :]  # (1, W)
-    m = matrix[:, :, :, None, None]  # (N, 2, 2, 1, 1), to broadcast over (H, W)
     # Bilinear interpolation from a copy with a border of two zeros: every source point is
     # first brought to at most a pixel and a half outside the image, so all four neighbours
     # are inside the copy and no bounds test is needed.
     border = 2
-    source_row = m[:, 0, 0] * rows + (m[:, 0, 1] * columns + (centre_row + border))
-    source_row += field[:, 0]
-    source_column = m[:, 1, 0] * rows + (m[:, 1, 1] * columns + (centre_column + border))
-    source_column += field[:, 1]
-    np.clip(source_row, border - 1.5, height + border + 0.5, out=source_row)
-    np.clip(source_column, border - 1.5, width + border + 0.5, out=source_column)
-    top, left = np.floor(source_row), np.floor(source_column)
-    down, right = source_row - top, source_column - left
     stride = width + 2 * border
     padded = np.zeros((count, height + 2 * border, stride), np.float32)
     padded[:, border:-border, border:-border] = x
-    index = top.astype(np.int32) * stride + left.astype(np.int32)
-    index += (np.arange(count, dtype=np.int32) * padded[0].size)[:, None, None]
-    flat = padded.ravel()
-    upper_left, upper_right = flat.take(index), flat.take(index + 1)
-    lower_left, lower_right = flat.take(index + stride), flat.take(index + (stride + 1))
+    np.clip(rows, -1.5, height + 0.5, out=rows)
+    np.clip(columns, -1.5, width + 0.5, out=columns)
+    top, left = np.floor(rows), np.floor(columns)
+    down, right = rows, columns  # how far below the top row and right of the left column
+    down -= top
+    right -= left
+    top *= stride
+    top += left
+    index = top.astype(np.intp)  # the upper left neighbour, in the padded images laid end to end
+    index += (np.arange(count) * padded[0].size + (border * stride + border))[:, None, None]
+    flat = padded.ravel()  # its neighbours: the same index in the copy from one place on, ...
+    upper_left, upper_right = flat.take(index), flat[1:].take(index)
+    lower_left, lower_right = flat[stride:].take(index), flat[stride + 1 :].take(index)
     upper = upper_left + right * (upper_right - upper_left)
     lower = lower_left + right * (lower_right - lower_left)
     return upper + down * (lower - upper)
