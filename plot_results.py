@@ -12,7 +12,9 @@ It writes these PNG files into ``plots/``, for a network of any number of stages
   per stage;
 - ``feature_maps.png``: one test digit after every stage's convolution and pooling;
 - ``confusion_matrix.png``: true against predicted class over the test set;
-- ``misclassified.png``: the test digits the model got wrong most confidently.
+- ``misclassified.png``: the test digits the model got wrong most confidently;
+- ``augmentation.png``: for a model trained with distortions (``--rotation``, ``--elastic``,
+  ...), test digits distorted by each of its options and by all of them, as training saw them.
 
 Each ``*_figure`` function builds one figure from plain arrays and returns it, so a notebook can
 show it inline; ``save_figure`` writes it to disk. The figures are drawn with matplotlib's Agg
@@ -47,6 +49,8 @@ from plumbing.checks import one_line, printable
 from plumbing.command_line import ArgumentParser
 from plumbing.memory import memory_available
 from training import history as history_file
+from training.augmentation import OPTIONS as AUGMENTATION_OPTIONS
+from training.augmentation import Augmentation, augment
 from training.output_files import MAX_HISTORY_BYTES
 
 MAX_MISCLASSIFIED = 36
@@ -551,6 +555,57 @@ def misclassified_figure(
     return fig
 
 
+def augmentation_figure(images: np.ndarray, augmentation: Augmentation, seed: int = 0) -> Figure:
+    """What each of the training program's distortions does: ``images`` (M, H, W) uint8 as
+    they are (the top row), then distorted by each of ``augmentation``'s transforms on its own
+    (a row each, named by its option) and, when it has several, by all of them together.
+
+    Every row distorts the same images, each with its own random draw within the bounds
+    (seeded by ``seed`` and the row), so a column shows one digit under each transform.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise PlotError(
+            f"images must be uint8 of shape (M, H, W), got {images.dtype} {images.shape}"
+        )
+    values = augmentation.as_dict()
+    used = [
+        (option, values[field]) for option, field in AUGMENTATION_OPTIONS.items() if values[field]
+    ]
+    rows = [("as they are", None)]
+    rows += [
+        (
+            f"--{option} {value:g}: {_AUGMENTATION_WORDS[option].format(value=value)}",
+            Augmentation(**{AUGMENTATION_OPTIONS[option]: value}),
+        )
+        for option, value in used
+    ]
+    if len(used) > 1:
+        rows.append(("all of them together: what training shows the network", augmentation))
+    fig = _new_figure(0.75 * len(images) + 0.4, 1.05 * len(rows) + 0.2)
+    for number, (axes, (title, distortion)) in enumerate(
+        zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows, strict=True)
+    ):
+        shown = (
+            images
+            if distortion is None
+            else augment(images, distortion, np.random.default_rng([seed, number]))
+        )
+        _panel_strip(axes, shown, columns=len(images), cmap="gray_r", vmin=0, vmax=255)
+        axes.set_title(title, fontsize=9, loc="left")
+    return fig
+
+
+# How each option distorts, for augmentation_figure's row titles.
+_AUGMENTATION_WORDS = {
+    "rotation": "turned up to {value:g} degrees either way",
+    "scale": "made up to {value:.0%} larger or smaller",
+    "shear": "slanted up to {value:g} degrees either way",
+    "elastic": "bent: each pixel moved about {value:g} px along a smooth random field",
+    "stroke": "the pen up to {value:g} px thinner or thicker",
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
@@ -606,11 +661,12 @@ def written_here(path: str | os.PathLike) -> bool:
         return False
 
 
-def output_names(num_stages: int, with_curves: bool) -> list[str]:
+def output_names(num_stages: int, with_curves: bool, with_augmentation: bool = False) -> list[str]:
     """The files make_all_plots writes, in order, for a network of ``num_stages`` stages."""
     names = ["training_curves.png"] if with_curves else []
     names += [f"conv{number}_filters.png" for number in range(1, num_stages + 1)]
-    return names + ["feature_maps.png", "confusion_matrix.png", "misclassified.png"]
+    names += ["feature_maps.png", "confusion_matrix.png", "misclassified.png"]
+    return names + ["augmentation.png"] if with_augmentation else names
 
 
 def make_all_plots(
@@ -662,7 +718,9 @@ def make_all_plots(
         raise PlotError(f"output directory {out_dir} is a file; pass a directory to --out")
     classifier = inference.load_classifier(model_path)
     with_curves = history is not None or bool(classifier.history)
-    check_outputs(out_dir, output_names(len(classifier.cnn.stages), with_curves))
+    augmentation = Augmentation.from_options(classifier.config)
+    names = output_names(len(classifier.cnn.stages), with_curves, not augmentation.is_off)
+    check_outputs(out_dir, names)
     spec = _dataset_spec(dataset, classifier.config.get("dataset", "mnist"))
     _, _, x_test, y_test = download_mnist.load_dataset(data_dir, spec)
     if not 0 <= sample_index < len(x_test):
@@ -719,6 +777,12 @@ def make_all_plots(
             ),
         )
     )
+    if not augmentation.is_off:
+        # The first test image of each class, distorted as the model's training images were.
+        firsts = [np.flatnonzero(y_test == label)[:1] for label in range(num_classes)]
+        figures.append(
+            ("augmentation.png", augmentation_figure(x_test[np.concatenate(firsts)], augmentation))
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     return [save_figure(fig, out_dir / name) for name, fig in figures]
 

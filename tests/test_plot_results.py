@@ -31,6 +31,7 @@ from download_mnist import load_dataset
 from plot_results import PlotError
 from simple_cnn import SimpleCNN
 from training import model_file
+from training.augmentation import Augmentation
 from training.history import write_history
 from training.model_file import SavedModel
 
@@ -529,6 +530,41 @@ def test_keras_example_network_gets_one_filters_picture_per_stage(tmp_path, smal
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(expected)
     for path in paths:
         assert_real_png(path)
+
+
+def test_a_model_trained_with_distortions_shows_them(tmp_path, small_mnist):
+    """augmentation.png, only for a model whose training distorted its images: a row of test
+    digits as they are, one per option it used, and one with all of them."""
+    data_dir, small_mnist_spec, _ = small_mnist
+    model_path = tmp_path / "model.npz"
+    config = {"dataset": "mnist", "seed": 0, "rotation": 12.0, "stroke": 0.5}
+    save_fresh_model(model_path, config=config)
+    paths = plot_results.make_all_plots(
+        model_path, None, tmp_path / "plots", data_dir=data_dir, dataset=small_mnist_spec
+    )
+    assert [p.name for p in paths] == [*ALL_PLOTS[1:], "augmentation.png"]
+    assert_real_png(paths[-1])
+
+
+def test_the_distortions_picture_distorts_each_row_its_own_way():
+    digits = load_dataset()[2][:6]
+    strong = Augmentation(rotation_degrees=30, elastic_pixels=2)
+    fig = plot_results.augmentation_figure(digits, strong, seed=3)
+    titles = [axes.get_title(loc="left") for axes in fig.axes]
+    assert titles == [
+        "as they are",
+        "--rotation 30: turned up to 30 degrees either way",
+        "--elastic 2: bent: each pixel moved about 2 px along a smooth random field",
+        "all of them together: what training shows the network",
+    ]
+    rows = [[image.get_array() for image in axes.get_images()] for axes in fig.axes]
+    assert all(len(row) == 6 for row in rows)
+    np.testing.assert_array_equal(np.array(rows[0]), digits)  # the originals, untouched
+    for row in rows[1:]:  # every digit moved, and differently in each row
+        assert all((shown != digit).any() for shown, digit in zip(row, digits, strict=True))
+    assert (np.array(rows[1]) != np.array(rows[3])).any()
+    with pytest.raises(PlotError, match="uint8"):
+        plot_results.augmentation_figure(digits.astype(np.float32), strong)
 
 
 def test_fashion_model_figures_use_its_class_names(tmp_path, small_mnist, monkeypatch):

@@ -33,6 +33,14 @@ import numpy as np
 from plumbing.process_tuning import blas_single_threaded
 
 ELASTIC_GRID_SPACING = 7  # pixels between the random displacements that are interpolated
+# The training program's option for each field of Augmentation (beyond --shift).
+OPTIONS = {
+    "rotation": "rotation_degrees",
+    "scale": "scale",
+    "shear": "shear_degrees",
+    "elastic": "elastic_pixels",
+    "stroke": "stroke_pixels",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class Augmentation:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def from_options(cls, options: dict) -> Augmentation:
+        """The augmentation of a run's options (a model file's config): {"rotation": 8, ...}."""
+        return cls(**{field: float(options.get(option, 0)) for option, field in OPTIONS.items()})
 
 
 def augment(images: np.ndarray, augmentation: Augmentation, rng: np.random.Generator):

@@ -146,13 +146,7 @@ class TrainConfig:
 
     def augmentation(self) -> Augmentation:
         """The distortions of the training images beyond --shift (training/augmentation.py)."""
-        return Augmentation(
-            rotation_degrees=self.rotation,
-            scale=self.scale,
-            shear_degrees=self.shear,
-            elastic_pixels=self.elastic,
-            stroke_pixels=self.stroke,
-        )
+        return Augmentation.from_options(vars(self))
 
     def saves_model(self) -> bool:
         """Whether the run writes a model file."""
