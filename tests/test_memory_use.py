@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 import simple_cnn_from_scratch as driver
+from download_mnist import load_dataset
 from plumbing import memory
 from plumbing.memory import MemoryLimit, memory_available, size_text
 from simple_cnn import SimpleCNN
 from training import memory_use
+from training.augmentation import augment
 from training.memory_use import NotEnoughMemoryError, check_training_fits, memory_needs
 from training.settings import INPUT_SHAPE, TrainConfig, one_for_all
 
@@ -103,6 +105,26 @@ def test_the_estimate_covers_what_a_step_allocates_and_not_much_more(settings):
     tracemalloc.stop()
     estimate = memory_needs(config).activations
     assert peak <= estimate <= 2 * peak, f"{size_text(peak)} measured, {size_text(estimate)}"
+
+
+def test_the_estimate_covers_distorting_the_next_batch_while_the_last_one_is_kept():
+    """A network so small that the distortion's temporaries outweigh a stage's: a step, then
+    the next batch distorted (as the trainer does, the step's windows still kept)."""
+    settings = dict(num_filters=(2,), kernel_sizes=(3,), paddings=("valid",), batch_size=256)
+    distortions = dict(rotation=8, scale=0.08, shear=10, elastic=1, stroke=0.5)
+    config = TrainConfig(save_path=None, **settings, **distortions)
+    cnn = SimpleCNN(num_filters=(2,), kernel_sizes=3, paddings=0, input_shape=INPUT_SHAPE, seed=0)
+    digits = load_dataset()[2][:256]
+    tracemalloc.start()
+    features = cnn.forward(digits[:, None].astype(np.float32) / 255)
+    cnn.backward(np.ones_like(features), learning_rate=0.0)
+    augment(digits, config.augmentation(), np.random.default_rng(0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    estimate = memory_needs(config).activations
+    plain = memory_needs(TrainConfig(save_path=None, **settings)).activations
+    measured = f"{size_text(peak)} measured, {size_text(estimate)} estimated"
+    assert plain < peak <= estimate <= 2 * peak, measured
 
 
 def test_memory_available_reads_the_ulimit():

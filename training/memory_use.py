@@ -5,10 +5,10 @@ A network or head too big for the machine would otherwise end, after TensorFlow'
 seconds of work, in NumPy's or TensorFlow's out-of-memory traceback, or be killed by the kernel.
 The estimate counts what grows with the settings: the weights with Adam's two moments and a
 gradient each (the conv stages' and the head's), a batch's activations (every stage's matrix of
-windows, kept for the backward pass, and the largest stage's temporaries, or evaluation's, if
-more); and what does not, TensorFlow itself. It is made once the data is loaded (the images
-count among what is used already), before TensorFlow loads. It errs on the high side by a
-little, never by much: a run it lets through fits.
+windows, kept for the backward pass, and the largest stage's temporaries, or the distortion's or
+evaluation's, if more); and what does not, TensorFlow itself. It is made once the data is loaded
+(the images count among what is used already), before TensorFlow loads. It errs on the high
+side by a little, never by much: a run it lets through fits.
 
 Imports only the standard library and the settings: the check runs before TensorFlow loads.
 """
@@ -36,6 +36,9 @@ ACTIVATION_MARGIN = 1.1
 # Evaluation runs the network on groups of at least this many images (network_guard's
 # MIN_IMAGES_PER_THREAD, on two threads), whatever the batch size.
 EVALUATION_IMAGES = 64
+# Distorting a batch (training/augmentation.py) needs up to 62 bytes a pixel while it runs
+# (tracemalloc, every option on), while the last step's windows are still kept.
+AUGMENTATION_BYTES_PER_PIXEL = 64
 
 
 class NotEnoughMemoryError(ConfigError):
@@ -86,6 +89,8 @@ def memory_needs(config: TrainConfig, address_space: bool = False) -> MemoryNeed
         passing = max(passing, (windows + filters * conv + 2 * channels * padded) * FLOAT_BYTES)
         forward = (windows + filters * conv + channels * padded) * FLOAT_BYTES
         largest_forward = max(largest_forward, forward)
+    if not config.augmentation().is_off:
+        passing = max(passing, AUGMENTATION_BYTES_PER_PIXEL * math.prod(stages[0].in_size))
     training = config.batch_size * (kept + passing)
     evaluation = EVALUATION_IMAGES * largest_forward  # no cache, a stage at a time
     images = max(config.batch_size, EVALUATION_IMAGES)
