@@ -14,7 +14,8 @@ It writes these PNG files into ``plots/``, for a network of any number of stages
 - ``confusion_matrix.png``: true against predicted class over the test set;
 - ``misclassified.png``: the test digits the model got wrong most confidently;
 - ``augmentation.png``: for a model trained with distortions (``--rotation``, ``--elastic``,
-  ...), test digits distorted by each of its options and by all of them, as training saw them.
+  ...), test digits distorted by each of its options and by all of them (training also moved
+  each image by up to ``--shift`` whole pixels, not shown).
 
 Each ``*_figure`` function builds one figure from plain arrays and returns it, so a notebook can
 show it inline; ``save_figure`` writes it to disk. The figures are drawn with matplotlib's Agg
@@ -573,15 +574,23 @@ def augmentation_figure(images: np.ndarray, augmentation: Augmentation, seed: in
         (option, values[field]) for option, field in AUGMENTATION_OPTIONS.items() if values[field]
     ]
     rows = [("as they are", None)]
+    words = {
+        option: _AUGMENTATION_WORDS[option].format(value=v, percent=100 * v) for option, v in used
+    }
     rows += [
         (
-            f"--{option} {value:g}: {_AUGMENTATION_WORDS[option].format(value=value)}",
+            f"--{option} {value:g}: {words[option]}",
             Augmentation(**{AUGMENTATION_OPTIONS[option]: value}),
         )
         for option, value in used
     ]
     if len(used) > 1:
-        rows.append(("all of them together: what training shows the network", augmentation))
+        rows.append(
+            (
+                "all of them together (training also moves each up to --shift whole pixels)",
+                augmentation,
+            )
+        )
     fig = _new_figure(0.75 * len(images) + 0.4, 1.05 * len(rows) + 0.2)
     for number, (axes, (title, distortion)) in enumerate(
         zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows, strict=True)
@@ -599,10 +608,10 @@ def augmentation_figure(images: np.ndarray, augmentation: Augmentation, seed: in
 # How each option distorts, for augmentation_figure's row titles.
 _AUGMENTATION_WORDS = {
     "rotation": "turned up to {value:g} degrees either way",
-    "scale": "made up to {value:.0%} larger or smaller",
+    "scale": "made up to {percent:g}% larger or smaller",
     "shear": "slanted up to {value:g} degrees either way",
     "elastic": "bent: each pixel moved about {value:g} px along a smooth random field",
-    "stroke": "the pen up to {value:g} px thinner or thicker",
+    "stroke": "the pen up to {value:g} px thinner or thicker on each side",
 }
 
 
@@ -804,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(
         description="Draw PNG plots of a trained SimpleCNN: training curves, the filters of "
         "every convolution, feature maps of one digit, test confusion matrix, misclassified "
-        "digits.",
+        "digits, and the distortions a model was trained with.",
     )
     parser.add_argument(
         "--model", default="simple_cnn_model.npz", help="model file (default: %(default)s)"

@@ -118,6 +118,30 @@ def test_elastic_displacements_are_smooth_and_of_the_size_asked():
     assert neighbours < 0.3 * np.abs(field).mean()  # next pixels move nearly alike
 
 
+def test_a_run_resumed_across_the_faster_code_keeps_its_elastic_draws():
+    """The grid's displacements are drawn in float64 and then rounded, as the first version
+    of this module drew them, so a resumed run's distortions do not change."""
+    shape, bent = (4, 28, 28), Augmentation(elastic_pixels=1)
+    *_, knots = random_geometry(shape, bent, np.random.default_rng([0, 1, 5]))
+    rng = np.random.default_rng([0, 1, 5])
+    rng.uniform(size=3 * 4), rng.uniform(size=4 * 2)  # angle, zoom, shear; the shifts
+    np.testing.assert_array_equal(knots, rng.standard_normal((4, 2, 25)).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        dict(scale=1.0),
+        dict(rotation_degrees=-1),
+        dict(shear_degrees=90),
+        dict(elastic_pixels=np.nan),
+    ],
+)
+def test_bounds_that_make_no_sense_are_refused(bounds):
+    with pytest.raises(ValueError, match="Augmentation"):
+        Augmentation(**bounds)
+
+
 def test_each_image_draws_its_own_geometry_within_the_bounds():
     bounds = Augmentation(rotation_degrees=10, scale=0.1, shift_pixels=2)
     matrix, shift, knots = random_geometry((500, 28, 28), bounds, np.random.default_rng(1))

@@ -555,7 +555,7 @@ def test_the_distortions_picture_distorts_each_row_its_own_way():
         "as they are",
         "--rotation 30: turned up to 30 degrees either way",
         "--elastic 2: bent: each pixel moved about 2 px along a smooth random field",
-        "all of them together: what training shows the network",
+        "all of them together (training also moves each up to --shift whole pixels)",
     ]
     rows = [[image.get_array() for image in axes.get_images()] for axes in fig.axes]
     assert all(len(row) == 6 for row in rows)

@@ -55,7 +55,16 @@ class Augmentation:
     shear_degrees: float = 0.0  # slanted by up to this many degrees either way
     shift_pixels: float = 0.0  # moved by up to this many pixels in each direction
     elastic_pixels: float = 0.0  # bent: pixels move along a smooth field, about this far
-    stroke_pixels: float = 0.0  # the pen up to this many pixels thinner or thicker
+    stroke_pixels: float = 0.0  # the pen up to this many pixels thinner or thicker on each side
+
+    def __post_init__(self) -> None:
+        limits = {"rotation_degrees": 90, "scale": 1, "shear_degrees": 90}  # beyond: nonsense
+        for name, value in vars(self).items():
+            if not 0 <= value < limits.get(name, math.inf):
+                raise ValueError(
+                    f"Augmentation {name} must be from 0 to under "
+                    f"{limits.get(name, math.inf)}, not {value!r}"
+                )
 
     @property
     def is_off(self) -> bool:
@@ -151,7 +160,9 @@ def random_geometry(
     knots = None
     if augmentation.elastic_pixels:
         grid_points = _interpolation(height).shape[1] * _interpolation(width).shape[1]
-        knots = rng.standard_normal((count, 2, grid_points), np.float32)
+        # Drawn in float64, as before this code was made faster: a run started then and
+        # resumed now gets the same distortions.
+        knots = rng.standard_normal((count, 2, grid_points)).astype(np.float32)
         knots *= np.float32(augmentation.elastic_pixels)
     return matrix, shift.astype(np.float32), knots
 

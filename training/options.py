@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stroke",
         type=_float,
         metavar="PIXELS",
-        help=f"written with a pen up to this much thinner or thicker (default {default.stroke:g})",
+        help=f"written with a pen up to this much thinner or thicker on each side (default "
+        f"{default.stroke:g})",
     )
     add(
         "--dataset",
