@@ -569,37 +569,20 @@ def augmentation_figure(images: np.ndarray, augmentation: Augmentation, seed: in
         raise PlotError(
             f"images must be uint8 of shape (M, H, W), got {images.dtype} {images.shape}"
         )
-    values = augmentation.as_dict()
-    used = [
-        (option, values[field]) for option, field in AUGMENTATION_OPTIONS.items() if values[field]
-    ]
-    rows = [("as they are", None)]
-    words = {
-        option: _AUGMENTATION_WORDS[option].format(value=v, percent=100 * v) for option, v in used
-    }
-    rows += [
-        (
-            f"--{option} {value:g}: {words[option]}",
-            Augmentation(**{AUGMENTATION_OPTIONS[option]: value}),
-        )
-        for option, value in used
-    ]
-    if len(used) > 1:
-        rows.append(
-            (
-                "all of them together (training also moves each up to --shift whole pixels)",
-                augmentation,
-            )
-        )
+    rows = [("as they are", None)]  # (title, distortion)
+    for option, field in AUGMENTATION_OPTIONS.items():
+        value = augmentation.as_dict()[field]
+        if value:
+            words = _AUGMENTATION_WORDS[option].format(value=value, percent=100 * value)
+            rows.append((f"--{option} {value:g}: {words}", Augmentation(**{field: value})))
+    if len(rows) > 2:
+        together = "all of them together (training also moves each up to --shift whole pixels)"
+        rows.append((together, augmentation))
     fig = _new_figure(0.75 * len(images) + 0.4, 1.05 * len(rows) + 0.2)
-    for number, (axes, (title, distortion)) in enumerate(
-        zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows, strict=True)
-    ):
-        shown = (
-            images
-            if distortion is None
-            else augment(images, distortion, np.random.default_rng([seed, number]))
-        )
+    grid = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for number, (axes, (title, distortion)) in enumerate(zip(grid, rows, strict=True)):
+        rng = np.random.default_rng([seed, number])
+        shown = images if distortion is None else augment(images, distortion, rng)
         _panel_strip(axes, shown, columns=len(images), cmap="gray_r", vmin=0, vmax=255)
         axes.set_title(title, fontsize=9, loc="left")
     return fig
@@ -675,7 +658,9 @@ def output_names(num_stages: int, with_curves: bool, with_augmentation: bool = F
     names = ["training_curves.png"] if with_curves else []
     names += [f"conv{number}_filters.png" for number in range(1, num_stages + 1)]
     names += ["feature_maps.png", "confusion_matrix.png", "misclassified.png"]
-    return names + ["augmentation.png"] if with_augmentation else names
+    if with_augmentation:
+        names.append("augmentation.png")
+    return names
 
 
 def make_all_plots(
