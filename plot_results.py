@@ -570,8 +570,9 @@ def augmentation_figure(images: np.ndarray, augmentation: Augmentation, seed: in
             f"images must be uint8 of shape (M, H, W), got {images.dtype} {images.shape}"
         )
     rows = [("as they are", None)]  # (title, distortion)
+    values = augmentation.as_dict()
     for option, field in AUGMENTATION_OPTIONS.items():
-        value = augmentation.as_dict()[field]
+        value = values[field]
         if value:
             words = _AUGMENTATION_WORDS[option].format(value=value, percent=100 * value)
             rows.append((f"--{option} {value:g}: {words}", Augmentation(**{field: value})))
