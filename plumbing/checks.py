@@ -64,6 +64,12 @@ def shown(value: object, limit: int = MAX_SHOWN_CHARACTERS) -> str:
     except ValueError:  # int's repr refuses more than sys.get_int_max_str_digits() digits
         digits = int(abs(value).bit_length() * 0.30103) + 1
         return f"a number of about {digits:,} digits"
+    return cut_short(text, limit)
+
+
+def cut_short(text: str, limit: int = MAX_SHOWN_CHARACTERS) -> str:
+    """``text`` whole up to ``limit`` characters; a longer one as its start and its end around
+    "..." and its length, in about ``limit`` characters."""
     if len(text) <= limit:
         return text
     half = max(1, (limit - 25) // 2)

@@ -13,9 +13,11 @@ import argparse
 import re
 from typing import NoReturn
 
-from plumbing.checks import one_line
+from plumbing.checks import cut_short, one_line
 
-LONGEST_WORD_SHOWN = 80  # characters of one word of a message, past which it is cut short
+# Characters of one word of an error (a value, a path) past which it is cut short: a path a user
+# typed is shown whole, a value of 5,000 characters is not echoed back.
+LONGEST_WORD_SHOWN = 160
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -26,11 +28,9 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        message = re.sub(rf"\S{{{LONGEST_WORD_SHOWN + 1},}}", _cut_short, one_line(message))
+        message = re.sub(
+            rf"\S{{{LONGEST_WORD_SHOWN + 1},}}",
+            lambda word: cut_short(word.group(), LONGEST_WORD_SHOWN),
+            one_line(message),
+        )
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
-
-
-def _cut_short(word: re.Match) -> str:
-    text = word.group()
-    half = LONGEST_WORD_SHOWN // 2 - 10
-    return f"{text[:half]}...{text[-half:]} ({len(text):,} characters)"

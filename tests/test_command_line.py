@@ -107,3 +107,23 @@ def test_a_long_value_quoted_back_by_argparse_is_cut_short(argv, capsys):
         parser.parse_args(argv)
     message = capsys.readouterr().err
     assert message.count("\n") == 1 and len(message) < 300 and "characters)" in message
+
+
+def test_a_long_path_in_an_error_is_shown_whole(tmp_path):
+    """A path of 140 characters (deep folders are common) was cut at 80: the user could not see
+    which file was meant."""
+    missing = os.path.join("a_folder_with_a_long_name" * 5, "model.npz")  # 135 characters
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(PROJECT_DIR, "simple_cnn_from_scratch.py"),
+            "--resume",
+            missing,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"no such file: {missing} (--help lists the options)" in result.stderr
