@@ -47,9 +47,15 @@ MAX_SLANT = 1.0  # a slant of 45 degrees at most is corrected: more is not slant
 # MNIST's pen widths in its 20x20 box (pen_width of its first 2,000 training digits): 10% are
 # thinner than the first, 10% thicker than the second. Strokes outside are brought inside.
 MNIST_PEN_WIDTHS = (1.41, 2.82)
-# Outlined digits (each stroke drawn as its outline, as some fonts and doodlers do): closing the
-# gaps up to 2 x OUTLINE_GAP working pixels wide (1/8 of the digit's height) more than doubles
-# their ink, and no other digit's ink grows by even half (bench_handwriting.py's sources).
+# Outlined digits (each stroke drawn as its outline, as in bubble letters and some fonts). Where
+# the outlines are closed, the inside of each stroke is paper closed in by ink, long and thin,
+# where the loop of a 6 or an 8 written with a pen is round: a length over width past
+# OUTLINE_ELONGATION tells them apart (benchmarks/README.md, "Real handwriting"). Where the
+# outlines have gaps, closing the gaps up to 2 x OUTLINE_GAP working pixels wide (1/8 of the
+# digit's height) more than doubles their ink, and no other digit's ink grows by even half.
+OUTLINE_INK = 0.25  # ink this strong (or more) closes a region in
+OUTLINE_ELONGATION = 12
+OUTLINE_MIN_AREA = 20  # working pixels: a smaller closed-in speck is no stroke's inside
 OUTLINE_GAP = 5
 OUTLINE_GROWTH = 1.8
 MAX_PEN_STEPS = 16  # working pixels a stroke may widen or thin on each side (4 final pixels)
@@ -221,11 +227,9 @@ def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
     ink = _scaled(_cropped(ink), WORK_BOX)
     ink = _scaled(_cropped(_upright(ink)), WORK_BOX)
     steps.append(("upright", ink))
-    filled, nearby = _closed(ink, OUTLINE_GAP)
-    if np.count_nonzero(filled >= 0.5) > OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
-        # Thin outlines come out grey at this size, and so does what fills them: each filled
-        # pixel as strong as the strongest ink near it.
-        ink = np.maximum(ink, filled / np.maximum(nearby, 1e-6))
+    outlined = _outlines_filled(ink)
+    if outlined is not None:
+        ink = outlined
         steps.append(("outlines filled in", ink))
     ink = _cropped(_with_mnist_pen_width(ink))
     steps.append(("MNIST's pen width", ink))
@@ -275,6 +279,20 @@ def _upright(ink: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(sheared, np.float32), 0, 1)
 
 
+def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
+    """``ink`` (at WORK_BOX) with the inside of each stroke filled, where the digit is drawn in
+    outline; None where it is drawn with a pen."""
+    insides = [r for r in _enclosed_regions(ink >= OUTLINE_INK) if _is_stroke_inside(r)]
+    if insides:  # closed outlines: the long, thin paper they close in
+        return np.maximum(ink, np.any(insides, axis=0))
+    filled, nearby = _closed(ink, OUTLINE_GAP)  # outlines with gaps: the gaps closed
+    if np.count_nonzero(filled >= 0.5) > OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
+        # Thin outlines come out grey at this size, and so does what fills them: each filled
+        # pixel as strong as the strongest ink near it.
+        return np.maximum(ink, filled / np.maximum(nearby, 1e-6))
+    return None
+
+
 def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
     """``ink`` with every gap between strokes up to ``2 gap`` pixels wide filled: widened by
     ``gap`` pixels on every side, then thinned back by as much (a morphological closing); and
@@ -289,6 +307,61 @@ def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
     return _as_ink(levels[inside]), _as_ink(widened[inside])
 
 
+def _enclosed_regions(solid: np.ndarray) -> list[np.ndarray]:
+    """The regions of paper that the ink ``solid`` (bool) closes in, each a bool mask: the
+    pixels that cannot reach the picture's edge by steps up, down, left or right without
+    crossing ink."""
+    paper = ~np.pad(solid, 1)  # a frame of paper, all of it outside
+    start = np.zeros_like(paper)
+    start[0, 0] = True
+    remaining = paper & ~_spread(start, paper)
+    regions = []
+    while remaining.any():
+        seed = np.zeros_like(remaining)
+        seed.flat[np.argmax(remaining)] = True
+        region = _spread(seed, remaining)
+        regions.append(region[1:-1, 1:-1])
+        remaining &= ~region
+    return regions
+
+
+def _spread(reached: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """``reached`` (bool) grown through the pixels ``allowed`` (bool) by steps up, down, left
+    and right, as far as it goes: a flood fill. Each pass takes every run of allowed pixels
+    along a row that holds a reached pixel, whole, then every such run along a column."""
+    along_rows, along_columns = _runs(allowed), _runs(allowed.T).T
+    while True:
+        before = reached
+        reached = _whole_runs(reached, along_rows)
+        reached = _whole_runs(reached, along_columns)
+        if np.array_equal(reached, before):
+            return reached
+
+
+def _runs(allowed: np.ndarray) -> np.ndarray:
+    """Each ``allowed`` pixel's run: the runs of allowed pixels along the rows numbered from 1,
+    row after row; 0 where not allowed."""
+    starts = allowed.copy()
+    starts[:, 1:] &= ~allowed[:, :-1]
+    return np.cumsum(starts).reshape(allowed.shape) * allowed
+
+
+def _whole_runs(reached: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """The pixels of every run (numbered as :func:`_runs` numbers them) that holds a reached one."""
+    hit = np.zeros(runs.max() + 1, bool)
+    hit[runs[reached]] = True
+    hit[0] = False  # not a run: the pixels not allowed
+    return hit[runs]
+
+
+def _is_stroke_inside(region: np.ndarray) -> bool:
+    """Whether a closed-in region of paper is long and thin, as the inside of an outlined stroke
+    is, rather than round, as the loop of a 6 or an 8 is: its length (half its outline) over
+    its width (twice its area over its outline) past OUTLINE_ELONGATION."""
+    length, width = _outline_length(region) / 2, _solid_pen_width(region)
+    return np.count_nonzero(region) >= OUTLINE_MIN_AREA and length / width > OUTLINE_ELONGATION
+
+
 def pen_width(ink: np.ndarray) -> float:
     """The strokes' mean width in pixels: twice the inked area over its outline's length
     (a stroke of width w and length L has area w L and an outline of about 2 L)."""
@@ -297,10 +370,16 @@ def pen_width(ink: np.ndarray) -> float:
 
 def _solid_pen_width(solid: np.ndarray) -> float:
     """:func:`pen_width` of the pixels where ``solid`` (bool) is true."""
+    return 2 * np.count_nonzero(solid) / max(_outline_length(solid), 1)
+
+
+def _outline_length(solid: np.ndarray) -> int:
+    """The pixel sides between ``solid`` (bool) and the rest, outside the image counting as the
+    rest."""
     solid = np.pad(solid, 1)
-    outline = np.count_nonzero(solid[1:] != solid[:-1])
-    outline += np.count_nonzero(solid[:, 1:] != solid[:, :-1])
-    return 2 * np.count_nonzero(solid) / max(outline, 1)
+    return np.count_nonzero(solid[1:] != solid[:-1]) + np.count_nonzero(
+        solid[:, 1:] != solid[:, :-1]
+    )
 
 
 def _with_mnist_pen_width(ink: np.ndarray) -> np.ndarray:
