@@ -49,8 +49,10 @@ MAX_SLANT = 1.0  # a slant of 45 degrees at most is corrected: more is not slant
 MNIST_PEN_WIDTHS = (1.41, 2.82)
 # Outlined digits (each stroke drawn as its outline, as in bubble letters and some fonts). Where
 # the outlines are closed, the inside of each stroke is paper closed in by ink, long and thin,
-# where the loop of a 6 or an 8 written with a pen is round: a length over width past
-# OUTLINE_ELONGATION tells them apart (benchmarks/README.md, "Real handwriting"). Small gaps
+# and bent the way the digit's strokes bend; the hole of a loop written with a pen (a 6, an 8,
+# a narrow 0, a 4 closed at the top) is round, or long but convex, like a lens or a triangle. A
+# length over width past OUTLINE_ELONGATION and an area under OUTLINE_SOLIDITY of the region's
+# convex hull tell them apart (benchmarks/README.md, "Real handwriting"). Small gaps
 # in an outline (a sketchy font's corners) are closed first, up to 2 x OUTLINE_SMALL_GAP working
 # pixels. Where the outlines have wider gaps, closing the gaps up to 2 x OUTLINE_GAP working
 # pixels wide (1/8 of the digit's height) more than doubles their ink, and no other digit's ink
@@ -58,6 +60,7 @@ MNIST_PEN_WIDTHS = (1.41, 2.82)
 OUTLINE_INK = 0.25  # ink this strong (or more) closes a region in
 OUTLINE_SMALL_GAP = 2
 OUTLINE_ELONGATION = 12
+OUTLINE_SOLIDITY = 0.65
 OUTLINE_MIN_AREA = 20  # working pixels: a smaller closed-in speck is no stroke's inside
 OUTLINE_GAP = 5
 OUTLINE_GROWTH = 1.8
@@ -298,11 +301,18 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     if insides:  # closed outlines: the long, thin paper they close in
         return np.maximum(ink, np.any(insides, axis=0))
     filled, nearby = _closed(ink, OUTLINE_GAP)  # outlines with gaps: the gaps closed
-    if np.count_nonzero(filled >= 0.5) > OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
-        # Thin outlines come out grey at this size, and so does what fills them: each filled
-        # pixel as strong as the strongest ink near it.
-        return np.maximum(ink, filled / np.maximum(nearby, 1e-6))
-    return None
+    if np.count_nonzero(filled >= 0.5) <= OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
+        return None
+    # What the closing added is the strokes' insides where the digit is outlined; where it is
+    # drawn with a thin pen, it is small loops (of a 9, an 8, a narrow 0), round or convex,
+    # and they stay paper.
+    insides = [r for r in _regions((filled >= 0.5) & (ink < 0.5)) if _is_stroke_inside(r)]
+    if not insides:
+        return None
+    # Thin outlines come out grey at this size, and so does what fills them: each filled pixel
+    # as strong as the strongest ink near it.
+    strength = filled / np.maximum(nearby, 1e-6)
+    return np.maximum(ink, np.where(np.any(insides, axis=0), strength, 0))
 
 
 def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -326,13 +336,20 @@ def _enclosed_regions(solid: np.ndarray) -> list[np.ndarray]:
     paper = ~np.pad(solid, 1)  # a frame of paper, all of it outside
     start = np.zeros_like(paper)
     start[0, 0] = True
-    remaining = paper & ~_spread(start, paper)
+    enclosed = paper & ~_spread(start, paper)
+    return [region[1:-1, 1:-1] for region in _regions(enclosed)]
+
+
+def _regions(mask: np.ndarray) -> list[np.ndarray]:
+    """The parts of ``mask`` (bool) that steps up, down, left and right within it connect,
+    each a bool mask."""
+    remaining = mask.copy()
     regions = []
     while remaining.any():
         seed = np.zeros_like(remaining)
         seed.flat[np.argmax(remaining)] = True
         region = _spread(seed, remaining)
-        regions.append(region[1:-1, 1:-1])
+        regions.append(region)
         remaining &= ~region
     return regions
 
@@ -367,11 +384,45 @@ def _whole_runs(reached: np.ndarray, runs: np.ndarray) -> np.ndarray:
 
 
 def _is_stroke_inside(region: np.ndarray) -> bool:
-    """Whether a closed-in region of paper is long and thin, as the inside of an outlined stroke
-    is, rather than round, as the loop of a 6 or an 8 is: its length (half its outline) over
-    its width (twice its area over its outline) past OUTLINE_ELONGATION."""
+    """Whether a closed-in region of paper is the inside of an outlined stroke: long and thin
+    (its length, half its outline, over its width, twice its area over its outline, past
+    OUTLINE_ELONGATION) and bent (under OUTLINE_SOLIDITY of its convex hull), where the hole
+    of a loop drawn with a pen is round or convex."""
+    area = np.count_nonzero(region)
+    if area < OUTLINE_MIN_AREA:
+        return False
     length, width = _outline_length(region) / 2, _solid_pen_width(region)
-    return np.count_nonzero(region) >= OUTLINE_MIN_AREA and length / width > OUTLINE_ELONGATION
+    return length / width > OUTLINE_ELONGATION and area < OUTLINE_SOLIDITY * _hull_area(region)
+
+
+def _hull_area(region: np.ndarray) -> float:
+    """The area of the convex hull of ``region`` (bool): the smallest convex polygon around its
+    pixels (squares one unit wide). Only each row's leftmost and rightmost pixels can be on it;
+    their corners are walked round in order of column, keeping only left turns (Andrew's
+    monotone chain), and the polygon's area is the shoelace formula's."""
+    rows = np.flatnonzero(region.any(axis=1))
+    left = region[rows].argmax(axis=1)
+    right = region.shape[1] - region[rows, ::-1].argmax(axis=1)  # one past the last pixel
+    columns = np.concatenate([left, left, right, right]).tolist()
+    corner_rows = np.concatenate([rows, rows + 1, rows, rows + 1]).tolist()
+    points = sorted(set(zip(columns, corner_rows, strict=True)))
+
+    def half(points):  # the hull's lower or upper half, from the first point to the last
+        chain = []
+        for x, y in points:
+            while len(chain) >= 2 and _turn(chain[-2], chain[-1], (x, y)) <= 0:
+                chain.pop()
+            chain.append((x, y))
+        return chain
+
+    hull = half(points)[:-1] + half(points[::-1])[:-1]
+    xs, ys = np.array(hull, float).T
+    return 0.5 * abs(xs @ np.roll(ys, 1) - ys @ np.roll(xs, 1))
+
+
+def _turn(a, b, c) -> int:
+    """Positive where a -> b -> c turns left (counter-clockwise), negative right, 0 straight."""
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
 
 
 def pen_width(ink: np.ndarray) -> float:

@@ -769,6 +769,105 @@ def test_an_outline_with_small_gaps_is_filled_in_like_a_solid_one(monkeypatch):
     assert np.abs(filled - expected).mean() < 0.5 * np.abs(unfilled - expected).mean()
 
 
+def pen_strokes(draw):
+    """Grey levels of a 220x240 page that ``draw(pen)`` draws on with Pillow's ImageDraw."""
+    canvas = Image.new("L", (220, 240), 255)
+    draw(ImageDraw.Draw(canvas))
+    return np.asarray(canvas, np.float32) / 255
+
+
+def open_narrow_zero(pen):
+    """A narrow zero leaning right, its top not quite closed: an ellipse open at the top,
+    each row moved right by 0.3 of its height above the bottom."""
+    zero = Image.new("L", (200, 240), 255)
+    ImageDraw.Draw(zero).arc([72, 20, 128, 220], -57.3, 237.3, fill=0, width=18)
+    pen.bitmap((0, 0), Image.fromarray(255 - np.asarray(sheared(zero, 0.3))), fill=0)
+
+
+def sheared(image, slant):
+    """``image`` (L, white paper) with each row moved right by ``slant`` times its height above
+    the bottom: a digit leaning right."""
+    width, height = image.size
+    grown = (width + int(slant * height), height)
+    mapping = (1, slant, -slant * height, 0, 1, 0)
+    return image.transform(grown, Image.Transform.AFFINE, mapping, fillcolor=255)
+
+
+PEN_LOOPS = {  # pen-drawn digits whose loops are long or small (an adversarial review's finds)
+    "a narrow 0, thick pen": lambda pen: pen.ellipse([72, 20, 128, 220], outline=0, width=18),
+    "a narrow 0 with a small opening": open_narrow_zero,
+    "a 4 closed at the top": lambda pen: (
+        pen.line([(108, 20), (86, 130), (160, 130)], fill=0, width=14, joint="curve"),
+        pen.line([(120, 20), (120, 220)], fill=0, width=14),
+    ),
+    "a 9 with a small loop, thin pen": lambda pen: (
+        pen.ellipse([80, 20, 120, 120], outline=0, width=6),
+        pen.line([(117, 70), (112, 220)], fill=0, width=6),
+    ),
+    "a 4 nearly closed, thin pen": lambda pen: (
+        pen.line([(104, 20), (80, 130), (160, 130)], fill=0, width=6, joint="curve"),
+        pen.line([(120, 20), (120, 220)], fill=0, width=6),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PEN_LOOPS)
+def test_a_pen_drawn_loop_is_not_taken_for_an_outline(name):
+    """The hole of a loop drawn with a pen can be long (a narrow 0) or small enough for the
+    closing of gaps to fill (a thin pen's 9): filled, each of these was read as a 1. Their holes
+    are convex, where the inside of an outlined stroke bends with the digit."""
+    grey = pen_strokes(PEN_LOOPS[name])
+    assert "outlines filled in" not in [step for step, _ in preparation_steps(grey)]
+
+
+def test_the_convex_hull_area_is_that_of_the_pixels_corners():
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        region = rng.random(tuple(rng.integers(1, 20, size=2))) < rng.uniform(0.05, 0.9)
+        if not region.any():
+            continue
+        rows, columns = np.nonzero(region)
+        corners = [
+            (c + dc, r + dr)
+            for r, c in zip(rows, columns, strict=True)
+            for dr in (0, 1)
+            for dc in (0, 1)
+        ]
+        assert predict_digit._hull_area(region) == pytest.approx(
+            hull_area_by_gift_wrapping(corners)
+        )
+    square = np.zeros((6, 6), bool)
+    square[1:4, 2:5] = True
+    assert predict_digit._hull_area(square) == 9.0
+
+
+def hull_area_by_gift_wrapping(points):
+    """The convex hull's area by another algorithm than predict_digit's (Jarvis' march): from
+    the leftmost point, the next corner is the point that leaves every other point on its
+    left (the farthest one where several lie in line), until the walk is back at the start;
+    then the shoelace formula."""
+    points = sorted(set(points))
+    start = corner = points[0]
+    hull = []
+    while True:
+        hull.append(corner)
+        following = points[0] if points[0] != corner else points[1]
+        for point in points:
+            turn = (following[0] - corner[0]) * (point[1] - corner[1]) - (
+                following[1] - corner[1]
+            ) * (point[0] - corner[0])
+            farther = (point[0] - corner[0]) ** 2 + (point[1] - corner[1]) ** 2 > (
+                following[0] - corner[0]
+            ) ** 2 + (following[1] - corner[1]) ** 2
+            if turn < 0 or (turn == 0 and farther):
+                following = point
+        corner = following
+        if corner == start:
+            break
+    x, y = np.array(hull, float).T
+    return 0.5 * abs(x @ np.roll(y, 1) - y @ np.roll(x, 1))
+
+
 def enclosed_by_search(solid):
     """Reference for predict_digit._enclosed_regions, by plain breadth-first searches: the paper
     from which no steps up, down, left or right through paper lead to the image's edge, split
