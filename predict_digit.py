@@ -295,7 +295,7 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     insides = [
         region
         for gap in range(OUTLINE_SMALL_GAP + 1)
-        for region in _enclosed_regions(_closed(solid, gap)[0] >= 0.5)
+        for region in _enclosed_regions(_closed(solid, gap)[0] >= 0.5, OUTLINE_MIN_AREA)
         if _is_stroke_inside(region)
     ]
     if insides:  # closed outlines: the long, thin paper they close in
@@ -306,7 +306,8 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     # What the closing added is the strokes' insides where the digit is outlined; where it is
     # drawn with a thin pen, it is small loops (of a 9, an 8, a narrow 0), round or convex,
     # and they stay paper.
-    insides = [r for r in _regions((filled >= 0.5) & (ink < 0.5)) if _is_stroke_inside(r)]
+    added = (filled >= 0.5) & (ink < 0.5)
+    insides = [r for r in _regions(added, OUTLINE_MIN_AREA) if _is_stroke_inside(r)]
     if not insides:
         return None
     # Thin outlines come out grey at this size, and so does what fills them: each filled pixel
@@ -329,42 +330,41 @@ def _closed(ink: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
     return _as_ink(levels[inside]), _as_ink(widened[inside])
 
 
-def _enclosed_regions(solid: np.ndarray) -> list[np.ndarray]:
-    """The regions of paper that the ink ``solid`` (bool) closes in, each a bool mask: the
-    pixels that cannot reach the picture's edge by steps up, down, left or right without
-    crossing ink."""
+def _enclosed_regions(solid: np.ndarray, min_area: int = 1) -> list[np.ndarray]:
+    """The regions of paper that the ink ``solid`` (bool) closes in, of ``min_area`` pixels or
+    more, each a bool mask: the pixels that cannot reach the picture's edge by steps up, down,
+    left or right without crossing ink."""
     paper = ~np.pad(solid, 1)  # a frame of paper, all of it outside
-    start = np.zeros_like(paper)
-    start[0, 0] = True
-    enclosed = paper & ~_spread(start, paper)
-    return [region[1:-1, 1:-1] for region in _regions(enclosed)]
+    numbers = _region_numbers(paper)  # the frame's corner is pixel 0: the outside is numbered 0
+    enclosed = paper & (numbers != 0)
+    return [region[1:-1, 1:-1] for region in _numbered_regions(numbers, enclosed, min_area)]
 
 
-def _regions(mask: np.ndarray) -> list[np.ndarray]:
-    """The parts of ``mask`` (bool) that steps up, down, left and right within it connect,
-    each a bool mask."""
-    remaining = mask.copy()
-    regions = []
-    while remaining.any():
-        seed = np.zeros_like(remaining)
-        seed.flat[np.argmax(remaining)] = True
-        region = _spread(seed, remaining)
-        regions.append(region)
-        remaining &= ~region
-    return regions
+def _regions(mask: np.ndarray, min_area: int = 1) -> list[np.ndarray]:
+    """The parts of ``mask`` (bool) that steps up, down, left and right within it connect, of
+    ``min_area`` pixels or more, each a bool mask."""
+    return _numbered_regions(_region_numbers(mask), mask, min_area)
 
 
-def _spread(reached: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """``reached`` (bool) grown through the pixels ``allowed`` (bool) by steps up, down, left
-    and right, as far as it goes: a flood fill. Each pass takes every run of allowed pixels
-    along a row that holds a reached pixel, whole, then every such run along a column."""
-    along_rows, along_columns = _runs(allowed), _runs(allowed.T).T
+def _numbered_regions(numbers: np.ndarray, mask: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """The pixels of ``mask`` that share each number, where ``min_area`` or more do."""
+    counts = np.bincount(numbers[mask])
+    return [numbers == number for number in np.flatnonzero(counts >= min_area)]
+
+
+def _region_numbers(mask: np.ndarray) -> np.ndarray:
+    """Each pixel of ``mask`` (bool) numbered by its region (the pixels that steps up, down, left
+    and right within the mask reach): the smallest flat index among them. Every pixel starts
+    with its own index; each pass gives every run of mask pixels along a row, then along a
+    column, the smallest number in it, until nothing changes. Pixels outside: mask.size."""
+    numbers = np.where(mask, np.arange(mask.size).reshape(mask.shape), mask.size)
+    along_rows, along_columns = _runs(mask), _runs(mask.T).T
     while True:
-        before = reached
-        reached = _whole_runs(reached, along_rows)
-        reached = _whole_runs(reached, along_columns)
-        if np.array_equal(reached, before):
-            return reached
+        before = numbers
+        numbers = _smallest_in_runs(numbers, along_rows)
+        numbers = _smallest_in_runs(numbers, along_columns)
+        if np.array_equal(numbers, before):
+            return numbers
 
 
 def _runs(allowed: np.ndarray) -> np.ndarray:
@@ -375,12 +375,12 @@ def _runs(allowed: np.ndarray) -> np.ndarray:
     return np.cumsum(starts).reshape(allowed.shape) * allowed
 
 
-def _whole_runs(reached: np.ndarray, runs: np.ndarray) -> np.ndarray:
-    """The pixels of every run (numbered as :func:`_runs` numbers them) that holds a reached one."""
-    hit = np.zeros(runs.max() + 1, bool)
-    hit[runs[reached]] = True
-    hit[0] = False  # not a run: the pixels not allowed
-    return hit[runs]
+def _smallest_in_runs(numbers: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """``numbers`` with each run's pixels (numbered as :func:`_runs` numbers them) given the
+    smallest number in the run; pixels in no run kept as they are."""
+    smallest = np.full(runs.max() + 1, numbers.size)
+    np.minimum.at(smallest, runs, numbers)
+    return np.where(runs > 0, smallest[runs], numbers)
 
 
 def _is_stroke_inside(region: np.ndarray) -> bool:

@@ -917,6 +917,22 @@ def test_enclosed_regions_are_those_a_plain_search_finds():
             np.testing.assert_array_equal(mine, theirs)
 
 
+def test_regions_are_the_parts_a_plain_search_connects_of_the_size_asked():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        mask = rng.random(tuple(rng.integers(1, 25, 2))) < rng.uniform(0.2, 0.8)
+        min_area = int(rng.integers(1, 6))
+        expected, remaining = [], mask.copy()
+        while remaining.any():
+            expected.append(reached_by_search(remaining, [tuple(np.argwhere(remaining)[0])]))
+            remaining &= ~expected[-1]
+        expected = [part for part in expected if part.sum() >= min_area]
+        found = predict_digit._regions(mask, min_area)
+        assert len(found) == len(expected)
+        for mine, theirs in zip(found, expected, strict=True):  # both by their first pixel
+            np.testing.assert_array_equal(mine, theirs)
+
+
 @pytest.mark.parametrize(
     "strokes",
     [
