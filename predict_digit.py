@@ -227,10 +227,10 @@ def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """
     ink = find_ink(grey)
     steps = [("the ink, bright on black", ink)]
-    strokes = ink[ink > 0]
-    ink = np.clip(ink / np.percentile(strokes, 90), 0, 1)  # the strongest tenth is solid ink
+    ink = _full_contrast(ink)
     steps.append(("full contrast", ink))
-    ink = _scaled(_cropped(ink), WORK_BOX)
+    # A thin line on a large picture comes out grey when scaled down: stretched again.
+    ink = _full_contrast(_scaled(_cropped(ink), WORK_BOX))
     ink = _scaled(_cropped(_upright(ink)), WORK_BOX)
     steps.append(("upright", ink))
     outlined = _outlines_filled(ink)
@@ -242,6 +242,11 @@ def preparation_steps(grey: np.ndarray) -> list[tuple[str, np.ndarray]]:
     digit = _scaled(ink, DIGIT_BOX) * 255
     steps.append(("in MNIST's 20x20 box, centred by mass", _centre_by_mass(digit)))
     return steps
+
+
+def _full_contrast(ink: np.ndarray) -> np.ndarray:
+    """``ink`` stretched so that its strongest tenth is solid (1): faint strokes made solid."""
+    return np.clip(ink / np.percentile(ink[ink > 0], 90), 0, 1)
 
 
 def _cropped(ink: np.ndarray) -> np.ndarray:
@@ -274,6 +279,8 @@ def _upright(ink: np.ndarray) -> np.ndarray:
     centre_column = ink.sum(axis=0) @ columns / total
     row_variance = ink.sum(axis=1) @ (rows - centre_row) ** 2 / total
     covariance = (rows - centre_row) @ ink @ (columns - centre_column) / total
+    if row_variance <= 0:  # a single row of ink: a dash has no slant
+        return ink
     slant = float(np.clip(covariance / row_variance, -MAX_SLANT, MAX_SLANT))
     margin = int(np.ceil(abs(slant) * height / 2)) + 2
     # The new image's pixel (x, y) reads the old one at (x + slant (y - centre_row), y).

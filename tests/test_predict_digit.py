@@ -811,6 +811,41 @@ PEN_LOOPS = {  # pen-drawn digits whose loops are long or small (an adversarial 
 }
 
 
+def test_a_thin_line_on_a_large_picture_is_prepared_as_on_a_small_one():
+    """A 2-pixel pen on a 2400x2000 picture (a scan, a phone's photo of a pencil line) came out
+    grey when scaled down to the working size, too faint to count as ink: the 7 was read from a
+    28x28 image whose brightest pixel was 53 of 255. It is stretched to full contrast again."""
+    small = prepare_digit(drawn(SEVEN, width=2)).astype(int)
+    large_strokes = [[(x * 10, y * 10) for x, y in stroke] for stroke in SEVEN]
+    large = prepare_digit(drawn(large_strokes, width=2, size=(2400, 2000))).astype(int)
+    assert large.max() == 255
+    assert np.abs(large - small).mean() < 0.3 * small.mean()
+
+
+def a_dash_one_pixel_high():
+    grey = np.ones((8, 2000))
+    grey[3, 100:1900] = 0.0
+    return grey
+
+
+def two_specks_far_apart():
+    grey = np.ones((2000, 2000))
+    grey[3, 3] = grey[-4, -4] = 0.0
+    return grey
+
+
+@pytest.mark.parametrize("picture", [a_dash_one_pixel_high, two_specks_far_apart])
+def test_ink_with_no_height_or_that_scaling_fades_gives_an_image_or_a_clear_error(picture):
+    """An adversarial review's pictures: a dash one pixel high (its slant was 0 / 0) and two
+    specks that scaling to the working size faded to nothing (a width of no pixels) raised
+    ValueError; now each gives an image or an ImageError."""
+    try:
+        image = prepare_digit(picture())
+    except ImageError:
+        return
+    assert image.shape == (28, 28) and image.max() > 0
+
+
 @pytest.mark.parametrize("name", PEN_LOOPS)
 def test_a_pen_drawn_loop_is_not_taken_for_an_outline(name):
     """The hole of a loop drawn with a pen can be long (a narrow 0) or small enough for the
