@@ -49,10 +49,11 @@ MAX_SLANT = 1.0  # a slant of 45 degrees at most is corrected: more is not slant
 MNIST_PEN_WIDTHS = (1.41, 2.82)
 # Outlined digits (each stroke drawn as its outline, as in bubble letters and some fonts). Where
 # the outlines are closed, the inside of each stroke is paper closed in by ink, long and thin,
-# and bent the way the digit's strokes bend; the hole of a loop written with a pen (a 6, an 8,
-# a narrow 0, a 4 closed at the top) is round, or long but convex, like a lens or a triangle. A
-# length over width past OUTLINE_ELONGATION and an area under OUTLINE_SOLIDITY of the region's
-# convex hull tell them apart (benchmarks/README.md, "Real handwriting"). Small gaps
+# and bent the way the digit's strokes bend, or round a loop's hole; the hole of a loop written
+# with a pen (a 6, an 8, a narrow 0, a 4 closed at the top) is round, or long but convex, like a
+# lens or a triangle. A length over width past OUTLINE_ELONGATION, and an area under
+# OUTLINE_SOLIDITY of the region's convex hull or a ring round another closed-in region (the
+# loop's hole), tell them apart (benchmarks/README.md, "Real handwriting"). Small gaps
 # in an outline (a sketchy font's corners) are closed first, up to 2 x OUTLINE_SMALL_GAP working
 # pixels. Where the outlines have wider gaps, closing the gaps up to 2 x OUTLINE_GAP working
 # pixels wide (1/8 of the digit's height) more than doubles their ink, and no other digit's ink
@@ -61,6 +62,7 @@ OUTLINE_INK = 0.25  # ink this strong (or more) closes a region in
 OUTLINE_SMALL_GAP = 2
 OUTLINE_ELONGATION = 12
 OUTLINE_SOLIDITY = 0.65
+OUTLINE_MAX_INSIDES = 12  # an outlined digit's strokes have a few insides (8 at most measured)
 OUTLINE_MIN_AREA = 20  # working pixels: a smaller closed-in speck is no stroke's inside
 OUTLINE_GAP = 5
 OUTLINE_GROWTH = 1.8
@@ -300,10 +302,11 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     # outline is looked at as it is and with each width of gap closed, and every long, thin
     # region of paper closed in by any of them is filled.
     insides = [
-        region
+        inside
         for gap in range(OUTLINE_SMALL_GAP + 1)
-        for region in _enclosed_regions(_closed(solid, gap)[0] >= 0.5, OUTLINE_MIN_AREA)
-        if _is_stroke_inside(region)
+        for inside in _stroke_insides(
+            _enclosed_regions(_closed(solid, gap)[0] >= 0.5, OUTLINE_MIN_AREA)
+        )
     ]
     if insides:  # closed outlines: the long, thin paper they close in
         return np.maximum(ink, np.any(insides, axis=0))
@@ -314,7 +317,7 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     # drawn with a thin pen, it is small loops (of a 9, an 8, a narrow 0), round or convex,
     # and they stay paper.
     added = (filled >= 0.5) & (ink < 0.5)
-    insides = [r for r in _regions(added, OUTLINE_MIN_AREA) if _is_stroke_inside(r)]
+    insides = _stroke_insides(_regions(added, OUTLINE_MIN_AREA))
     if not insides:
         return None
     # Thin outlines come out grey at this size, and so does what fills them: each filled pixel
@@ -390,16 +393,31 @@ def _smallest_in_runs(numbers: np.ndarray, runs: np.ndarray) -> np.ndarray:
     return np.where(runs > 0, smallest[runs], numbers)
 
 
-def _is_stroke_inside(region: np.ndarray) -> bool:
-    """Whether a closed-in region of paper is the inside of an outlined stroke: long and thin
-    (its length, half its outline, over its width, twice its area over its outline, past
-    OUTLINE_ELONGATION) and bent (under OUTLINE_SOLIDITY of its convex hull), where the hole
-    of a loop drawn with a pen is round or convex."""
-    area = np.count_nonzero(region)
-    if area < OUTLINE_MIN_AREA:
-        return False
-    length, width = _outline_length(region) / 2, _solid_pen_width(region)
-    return length / width > OUTLINE_ELONGATION and area < OUTLINE_SOLIDITY * _hull_area(region)
+def _stroke_insides(regions: list[np.ndarray]) -> list[np.ndarray]:
+    """The regions of paper (bool masks, OUTLINE_MIN_AREA pixels or more) that are the insides
+    of outlined strokes: long and thin (a length, half the outline, over a width, twice the
+    area over the outline, past OUTLINE_ELONGATION), and either bent (under OUTLINE_SOLIDITY
+    of the convex hull) or a ring round another of the regions (the inside of an outlined loop
+    goes round the loop's hole). The hole of a loop drawn with a pen is round, or long but
+    convex, and goes round no paper. More than OUTLINE_MAX_INSIDES long, thin regions are
+    none: they are a texture."""
+    thin = [r for r in regions if _outline_length(r) / 2 / _solid_pen_width(r) > OUTLINE_ELONGATION]
+    if len(thin) > OUTLINE_MAX_INSIDES:  # stripes, ruled paper: a texture, not a digit
+        return []
+    insides = []
+    for region in thin:
+        bent = np.count_nonzero(region) < OUTLINE_SOLIDITY * _hull_area(region)
+        if bent or _goes_round(region, [other for other in regions if other is not region]):
+            insides.append(region)
+    return insides
+
+
+def _goes_round(region: np.ndarray, others: list[np.ndarray]) -> bool:
+    """Whether ``region`` (bool) closes in any of ``others`` (bool masks that do not overlap it)."""
+    closed_in = np.zeros_like(region)
+    for hole in _enclosed_regions(region):
+        closed_in |= hole
+    return any(closed_in.flat[np.argmax(other)] for other in others)
 
 
 def _hull_area(region: np.ndarray) -> float:
