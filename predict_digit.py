@@ -299,8 +299,8 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
     outline; None where it is drawn with a pen."""
     solid = np.float32(ink >= OUTLINE_INK)
     # Closing a gap in an outline can also close up the thin inside of another stroke, so the
-    # outline is looked at as it is and with each width of gap closed, and every long, thin
-    # region of paper closed in by any of them is filled.
+    # outline is looked at as it is and with each width of gap closed, and every stroke's
+    # inside that any of them closes in is filled.
     insides = [
         inside
         for gap in range(OUTLINE_SMALL_GAP + 1)
@@ -308,7 +308,7 @@ def _outlines_filled(ink: np.ndarray) -> np.ndarray | None:
             _enclosed_regions(_closed(solid, gap)[0] >= 0.5, OUTLINE_MIN_AREA)
         )
     ]
-    if insides:  # closed outlines: the long, thin paper they close in
+    if insides:  # closed outlines
         return np.maximum(ink, np.any(insides, axis=0))
     filled, nearby = _closed(ink, OUTLINE_GAP)  # outlines with gaps: the gaps closed
     if np.count_nonzero(filled >= 0.5) <= OUTLINE_GROWTH * np.count_nonzero(ink >= 0.5):
