@@ -401,7 +401,7 @@ def _stroke_insides(regions: list[np.ndarray]) -> list[np.ndarray]:
     goes round the loop's hole). The hole of a loop drawn with a pen is round, or long but
     convex, and goes round no paper. More than OUTLINE_MAX_INSIDES long, thin regions are
     none: they are a texture."""
-    thin = [r for r in regions if _outline_length(r) / 2 / _solid_pen_width(r) > OUTLINE_ELONGATION]
+    thin = [region for region in regions if _elongation(region) > OUTLINE_ELONGATION]
     if len(thin) > OUTLINE_MAX_INSIDES:  # stripes, ruled paper: a texture, not a digit
         return []
     insides = []
@@ -410,6 +410,12 @@ def _stroke_insides(regions: list[np.ndarray]) -> list[np.ndarray]:
         if bent or _goes_round(region, [other for other in regions if other is not region]):
             insides.append(region)
     return insides
+
+
+def _elongation(region: np.ndarray) -> float:
+    """A region's length, half its outline L, over its width, twice its area A over its outline
+    (as :func:`pen_width` measures a stroke): L / 2 / (2 A / L) = L**2 / (4 A)."""
+    return _outline_length(region) ** 2 / (4 * np.count_nonzero(region))
 
 
 def _goes_round(region: np.ndarray, others: list[np.ndarray]) -> bool:
