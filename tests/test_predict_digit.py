@@ -735,7 +735,13 @@ def test_an_outlined_digit_is_filled_in_like_a_solid_one(monkeypatch):
 def closed_outline(strokes, width, line):
     """The strokes drawn with a pen ``width`` wide, then hollowed out: only a line ``line``
     pixels wide all round their edge (the ends too) is ink, as in bubble letters."""
-    solid = Image.fromarray(np.uint8(255 - drawn(strokes, width=width) * 255))  # ink bright
+    return hollowed(drawn(strokes, width=width), line)
+
+
+def hollowed(grey, line):
+    """Grey levels of dark ink on paper with only a line ``line`` pixels wide all round the
+    ink's edge left as ink."""
+    solid = Image.fromarray(np.uint8(255 - grey * 255))  # ink bright
     inside = np.asarray(solid.filter(ImageFilter.MinFilter(2 * line + 1))) > 0
     return np.where((np.asarray(solid) > 0) & ~inside, 0.0, 1.0).astype(np.float32)
 
@@ -776,9 +782,7 @@ def test_a_bold_zero_drawn_in_outline_is_filled_in_like_a_solid_one(monkeypatch)
     8 and 9 were left hollow, and read as 8s, by an adversarial review's count)."""
     solid = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(solid).ellipse((50, 20, 150, 180), outline=0, width=40)
-    ink = np.asarray(solid) < 128
-    inside = np.asarray(Image.fromarray(np.uint8(ink) * 255).filter(ImageFilter.MinFilter(7))) > 0
-    hollow = np.where(ink & ~inside, 0.0, 1.0).astype(np.float32)  # a line 3 pixels wide
+    hollow = hollowed(np.asarray(solid) / 255, line=3)
     assert "outlines filled in" in [name for name, _ in preparation_steps(hollow)]
     filled = prepare_digit(hollow).astype(int)
     expected = prepare_digit(np.asarray(solid) / 255).astype(int)
